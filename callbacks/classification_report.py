@@ -1,0 +1,59 @@
+"""Print per-class results after fit and test; save the test report in the run's log directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from rich.console import Console
+from rich.table import Table
+
+from medtext.metrics import flatten, per_class_table
+
+from .report_files import plot_confusion_png, write_confusion_csv, write_metrics_json, write_rows_csv
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The log directory of this run (``trainer.log_dir``), falling back to ``default_root_dir``."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def print_table(title: str, rows: list[dict], summary: dict[str, float]) -> None:
+    table = Table(title=title)
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in rows:
+        table.add_row(row["class"], *(f"{row[c]:.4f}" for c in ("precision", "recall", "f1")), str(row["support"]))
+    Console().print(table)
+    Console().print("  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+
+
+class ClassificationReport(pl.Callback):
+    """After ``fit``: the last validation epoch's per-class table. After ``test``: the table, and
+    ``test_metrics.json``, ``test_per_class.csv``, ``test_confusion_matrix.csv`` and ``.png``
+    written atomically in the run's log directory."""
+
+    def _summary(self, stage: str, results: dict) -> dict[str, float]:
+        return {f"{stage}/{k}": float(results[k]) for k in ("accuracy", "macro_f1", "micro_f1") if k in results}
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        results = getattr(pl_module, "results", {}).get("val")
+        if trainer.is_global_zero and results is not None and not trainer.sanity_checking:
+            print_table("validation (last epoch)", per_class_table(results, pl_module.label_names),
+                        self._summary("val", results))
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        results = getattr(pl_module, "results", {}).get("test")
+        if not trainer.is_global_zero or results is None:
+            return
+        names = pl_module.label_names
+        rows = per_class_table(results, names)
+        out = run_dir(trainer)
+        write_metrics_json(out / "test_metrics.json", flatten(results, names, "test"))
+        write_rows_csv(out / "test_per_class.csv", rows)
+        matrix = results["confusion_matrix"]
+        if matrix.dim() == 2:
+            write_confusion_csv(out / "test_confusion_matrix.csv", matrix, names)
+            plot_confusion_png(out / "test_confusion_matrix.png", matrix, names, "test confusion matrix")
+        print_table("test", rows, self._summary("test", results))
+        print(f"test report written to {out}")

@@ -1,0 +1,65 @@
+"""Write ``predict`` results: one row per abstract, its predicted class and every probability."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
+
+from medtext.io import atomic_write_text
+
+from .classification_report import run_dir
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes a CSV (``row``, ``label``, ``prob_<class>`` ...) in input order, atomically.
+
+    Args:
+        output_file: where to write; default ``predictions.csv`` in the run's log directory.
+    """
+
+    def __init__(self, output_file: Optional[str] = None):
+        super().__init__(write_interval="epoch")
+        self.output_file = output_file
+        self.written: Optional[Path] = None
+
+    def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions, batch_indices):
+        index = torch.cat([p["index"] for p in predictions])
+        probabilities = torch.cat([p["probabilities"] for p in predictions])
+        index, probabilities = self._gather(trainer, index, probabilities)
+        if not trainer.is_global_zero:
+            return
+        order = torch.argsort(index)
+        index, probabilities = index[order], probabilities[order]
+        keep = torch.ones_like(index, dtype=torch.bool)
+        keep[1:] = index[1:] != index[:-1]  # the distributed sampler repeats samples to even out ranks
+        index, probabilities = index[keep], probabilities[keep]
+        names = pl_module.label_names
+        row_ids = trainer.datamodule.predict_row_ids
+        predicted = pl_module.task.predictions(probabilities)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["row", "label", *(f"prob_{name}" for name in names)])
+        for i, label, probs in zip(index.tolist(), predicted.tolist(), probabilities.tolist()):
+            writer.writerow([row_ids[i], self._label_text(label, names), *(f"{p:.6f}" for p in probs)])
+        self.written = Path(self.output_file) if self.output_file else run_dir(trainer) / "predictions.csv"
+        atomic_write_text(self.written, buffer.getvalue())
+        print(f"wrote {len(index)} predictions to {self.written}")
+
+    @staticmethod
+    def _label_text(label, names) -> str:
+        if isinstance(label, list):  # multi-label: the names of every predicted label
+            return ";".join(name for name, on in zip(names, label) if on)
+        return names[label]
+
+    @staticmethod
+    def _gather(trainer: pl.Trainer, index: torch.Tensor, probabilities: torch.Tensor):
+        if trainer.world_size == 1:
+            return index, probabilities
+        gathered = trainer.strategy.all_gather({"index": index, "probabilities": probabilities})
+        return gathered["index"].reshape(-1), gathered["probabilities"].reshape(-1, probabilities.shape[-1])

@@ -1,0 +1,57 @@
+"""Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from medtext.io import atomic_open, atomic_write_text
+
+
+def write_metrics_json(path: Path, metrics: dict[str, float]) -> None:
+    atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def write_rows_csv(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_confusion_csv(path: Path, matrix: torch.Tensor, label_names: Sequence[str]) -> None:
+    """Rows are true classes, columns predicted classes."""
+    rows = [{"true \\ predicted": name, **{p: int(v) for p, v in zip(label_names, row.tolist())}}
+            for name, row in zip(label_names, matrix)]
+    write_rows_csv(path, rows)
+
+
+def plot_confusion_png(path: Path, matrix: torch.Tensor, label_names: Sequence[str], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(label_names)
+    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * n, 1.5 + 0.8 * n), dpi=110)
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), label_names, rotation=40, ha="right")
+    ax.set_yticks(range(n), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    peak = max(int(matrix.max()), 1)
+    for i in range(n):
+        for j in range(n):
+            value = int(matrix[i, j])
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)

@@ -1,0 +1,7 @@
+"""LightningDataModules for abstract classification, chosen in YAML by ``class_path``."""
+
+from .abstracts import AbstractsDataModule
+from .demo import SyntheticAbstractsDataModule
+from .medical_abstracts import MedicalAbstractsDataModule
+
+__all__ = ["AbstractsDataModule", "MedicalAbstractsDataModule", "SyntheticAbstractsDataModule"]

@@ -1,0 +1,188 @@
+"""LightningDataModule for abstracts in CSV, TSV, JSON Lines or Parquet files.
+
+Tokenizes each file once (``prepare_data``, rank 0), caches the ids on disk and pads each batch
+dynamically. Labels come from a labels file, an explicit ``label_map``, or the training file.
+
+Example config (``--data`` of ``python -m medtext fit``)::
+
+    data:
+      class_path: data_modules.AbstractsDataModule
+      init_args: {train_file: train.csv, text_column: abstract, label_column: label}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
+from torch.utils.data import DataLoader
+
+from medtext.encoders import load_tokenizer
+from medtext.errors import DataError
+
+from .batching import EncodedAbstracts, LengthBucketSampler, PadCollator
+from .labels import (check_label_names, encode_labels, infer_label_map, load_label_map,
+                     warn_conflicting_duplicates)
+from .readers import read_table, read_texts, require_column
+from .splits import stratified_split
+from .token_cache import load_or_encode
+
+STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("MEDTEXT_CACHE_DIR", str(Path.home() / ".cache" / "medtext"))
+
+
+class AbstractsDataModule(pl.LightningDataModule):
+    """Single-label abstracts classification data.
+
+    Args:
+        train_file, val_file, test_file, predict_file: data files (format from the suffix, or
+            ``file_format``). Without ``val_file``, a seeded stratified ``val_fraction`` of train.
+        text_column, label_column, id_column: column names; rows are identified by ``id_column``
+            in predictions, else by their 1-based row number.
+        labels_file: two-column CSV/TSV (label value, class name) or JSON ``{value: name}``.
+        label_map: ``{label value: class name}`` given inline (wins over ``labels_file``).
+        tokenizer_name: set from ``model.encoder_name`` by the CLI.
+        bucket_by_length: batch abstracts of similar length together when training.
+    """
+
+    def __init__(self, train_file: Optional[str] = None, val_file: Optional[str] = None,
+                 test_file: Optional[str] = None, predict_file: Optional[str] = None,
+                 text_column: str = "text", label_column: str = "label", id_column: Optional[str] = None,
+                 file_format: Optional[str] = None, labels_file: Optional[str] = None,
+                 label_map: Optional[dict[str, str]] = None, val_fraction: float = 0.1, split_seed: int = 42,
+                 tokenizer_name: str = "bert-base-uncased", max_length: int = 512, batch_size: int = 16,
+                 eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
+                 pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
+                 cache_dir: Optional[str] = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
+        self.text_column, self.label_column, self.id_column = text_column, label_column, id_column
+        self.file_format, self.labels_file = file_format, labels_file
+        self._label_map = dict(label_map) if label_map else None
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.tokenizer_name, self.max_length = tokenizer_name, max_length
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
+        self.num_workers = num_workers
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._tokenizer = None
+        self._splits: dict[str, dict] = {}
+        self.datasets: dict[str, EncodedAbstracts] = {}
+
+    # ----------------------------------------------------------------- files and labels
+    def resolve_files(self) -> dict[str, Optional[str]]:
+        """The data files by split; recipes override this to locate or download them."""
+        return self.files
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """Ordered ``{label value: class name}``; class id ``i`` is entry ``i``."""
+        if self._label_map is None:
+            files = self.resolve_files()
+            if self.labels_file:
+                self._label_map = load_label_map(self.labels_file)
+            else:
+                train = files.get("train")
+                if not train:
+                    raise DataError("no label set: give data.labels_file, data.label_map or data.train_file")
+                frame = read_table(train, self.file_format)
+                self._label_map = infer_label_map(require_column(frame, train, self.label_column, "label"))
+            check_label_names(list(self._label_map.values()), self.labels_file or "label set")
+        return self._label_map
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names in id order; linked to ``model.label_names`` by the CLI."""
+        return list(self.label_map.values())
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.tokenizer_name)
+        return self._tokenizer
+
+    # ----------------------------------------------------------------- reading
+    def read_labels(self, frame, path: str) -> np.ndarray:
+        """Class ids of every row; multi-label data modules return a 0/1 matrix instead."""
+        raw = require_column(frame, path, self.label_column, "label").tolist()
+        return encode_labels(raw, self.label_map, path, self.label_column)
+
+    def load_split(self, split: str) -> dict:
+        """Read, validate and tokenize one split's file (memoised)."""
+        if split in self._splits:
+            return self._splits[split]
+        path = self.resolve_files()[split]
+        frame = read_table(path, self.file_format)
+        texts = read_texts(frame, path, self.text_column)
+        labels = None if split == "predict" else self.read_labels(frame, path)
+        if split == "train":
+            warn_conflicting_duplicates(texts, labels, path)
+        row_ids = (require_column(frame, path, self.id_column, "id").tolist() if self.id_column
+                   else [str(i) for i in range(1, len(frame) + 1)])
+        content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
+        tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.max_length)
+        if tokens.num_truncated:
+            rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated "
+                           f"to {self.max_length} tokens")
+        self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
+        return self._splits[split]
+
+    def splits_for(self, stage: Optional[str]) -> list[str]:
+        """The configured splits a stage reads; ``fit`` also checks test so a later test cannot fail."""
+        files = self.resolve_files()
+        wanted = {"fit": ("train", "val", "test"), "validate": ("val",) if files.get("val") else ("train",),
+                  "test": ("test",), "predict": ("predict",)}.get(stage or "", tuple(files))
+        return [split for split in wanted if files.get(split)]
+
+    def prepare_data(self) -> None:
+        """Validate and tokenize the stage's files before any training starts (once per node)."""
+        stage = self.trainer.state.fn if self.trainer is not None else None
+        for split in self.splits_for(getattr(stage, "value", stage)):
+            self.load_split(split)
+
+    def setup(self, stage: str) -> None:
+        files = self.resolve_files()
+        if stage in ("fit", "validate") and not files.get("val") and files.get("train"):
+            train = self.load_split("train")
+            train_idx, val_idx = stratified_split(train["labels"], self.val_fraction, self.split_seed)
+            self.datasets["train"] = EncodedAbstracts(train["tokens"], train["labels"], train_idx)
+            self.datasets["val"] = EncodedAbstracts(train["tokens"], train["labels"], val_idx)
+            self.val_row_ids = train["row_ids"]
+            return
+        for split in STAGE_FILES[stage]:
+            if not files.get(split):
+                raise DataError(f"the {stage} stage needs data.{split}_file")
+            data = self.load_split(split)
+            self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])
+            setattr(self, f"{split}_row_ids", data["row_ids"])
+
+    # ----------------------------------------------------------------- loaders
+    def _loader(self, split: str, batch_size: int, train: bool = False) -> DataLoader:
+        dataset = self.datasets[split]
+        sampler = None
+        if train and self.bucket_by_length:
+            sampler = LengthBucketSampler(dataset.lengths, batch_size, seed=self.split_seed)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+                          collate_fn=PadCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", self.eval_batch_size)

@@ -1,0 +1,90 @@
+"""Label sets: raw label values as they appear in a data file, mapped to readable class names.
+
+A label map is an ordered ``{raw value: class name}`` dict; class id ``i`` is the ``i``-th entry.
+
+>>> infer_label_map(["b", "a", "b"])
+{'a': 'a', 'b': 'b'}
+>>> encode_labels(["2", "1"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
+[1, 0]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from medtext.errors import DataError
+
+from .readers import decode_utf8, read_bytes, read_table
+
+
+def _natural_key(value: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", value)]
+
+
+def infer_label_map(values: Iterable[str]) -> dict[str, str]:
+    """Every distinct non-empty value, in natural sort order (``2`` before ``10``), named by itself."""
+    distinct = sorted({v for v in values if v != ""}, key=_natural_key)
+    return {value: value for value in distinct}
+
+
+def load_label_map(path: str | Path) -> dict[str, str]:
+    """Read ``{raw value: name}`` from a two-column CSV/TSV (value, name) or a JSON object."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            mapping = json.loads(decode_utf8(path, read_bytes(path)))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: invalid JSON: {err}") from None
+        if not isinstance(mapping, dict) or not mapping:
+            raise DataError(f"{path}: expected a JSON object mapping label values to names")
+        return {str(k): str(v) for k, v in mapping.items()}
+    frame = read_table(path)
+    if frame.shape[1] < 2:
+        raise DataError(f"{path}: a labels file needs two columns (label value, label name)")
+    mapping: dict[str, str] = {}
+    for row, (value, name) in enumerate(zip(frame.iloc[:, 0], frame.iloc[:, 1]), start=1):
+        if value == "" or name.strip() == "":
+            raise DataError(f"{path}: row {row}: empty label value or name")
+        if value in mapping:
+            raise DataError(f"{path}: row {row}: label value {value!r} is listed twice")
+        mapping[value] = name.strip()
+    return mapping
+
+
+def check_label_names(names: Sequence[str], source: str) -> None:
+    if len(set(names)) != len(names):
+        raise DataError(f"{source}: class names must be distinct, got {list(names)}")
+    if len(names) < 2:
+        raise DataError(f"{source}: a classifier needs at least two classes, got {list(names)}")
+
+
+def encode_labels(raw: Sequence[str], label_map: dict[str, str], path: str | Path, column: str) -> np.ndarray:
+    """Class ids of ``raw`` values; a missing or unknown label is an error naming its row."""
+    index = {value: i for i, value in enumerate(label_map)}
+    ids = np.empty(len(raw), dtype=np.int64)
+    for row, value in enumerate(raw, start=1):
+        value = value.strip()
+        if value == "" or value.lower() == "nan":
+            raise DataError(f"{path}: row {row}: missing label in column {column!r}")
+        if value not in index:
+            raise DataError(f"{path}: row {row}: label {value!r} is not in the label set {list(label_map)}")
+        ids[row - 1] = index[value]
+    return ids
+
+
+def warn_conflicting_duplicates(texts: Sequence[str], labels: Sequence, path: str | Path) -> int:
+    """Warn (with the count) about identical texts that carry different labels; return the count."""
+    seen: dict[str, set] = defaultdict(set)
+    for text, label in zip(texts, labels):
+        seen[" ".join(text.split())].add(label if np.isscalar(label) else tuple(np.asarray(label).tolist()))
+    conflicts = sum(1 for labels_of_text in seen.values() if len(labels_of_text) > 1)
+    if conflicts:
+        warnings.warn(f"{path}: {conflicts} duplicated texts carry conflicting labels", stacklevel=2)
+    return conflicts

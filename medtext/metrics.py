@@ -1,0 +1,63 @@
+"""Epoch-level classification metrics from torchmetrics, named ``stage/metric``.
+
+>>> metrics = single_label_metrics(3)
+>>> metrics.update(torch.tensor([[.9, .05, .05], [.1, .8, .1]]), torch.tensor([0, 2]))
+>>> sorted(flatten(metrics.compute(), ["a", "b", "c"], "val"))[:3]
+['val/accuracy', 'val/f1/a', 'val/f1/b']
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
+                                         MulticlassPrecision, MulticlassRecall)
+
+PER_CLASS = ("f1", "precision", "recall")
+
+
+def single_label_metrics(num_labels: int) -> MetricCollection:
+    """Accuracy, macro/micro F1, per-class F1/precision/recall and the confusion matrix."""
+    return MetricCollection({
+        "accuracy": MulticlassAccuracy(num_labels, average="micro"),
+        "macro_f1": MulticlassF1Score(num_labels, average="macro"),
+        "micro_f1": MulticlassF1Score(num_labels, average="micro"),
+        "f1": MulticlassF1Score(num_labels, average=None),
+        "precision": MulticlassPrecision(num_labels, average=None),
+        "recall": MulticlassRecall(num_labels, average=None),
+        "confusion_matrix": MulticlassConfusionMatrix(num_labels),
+    })
+
+
+def metric_label(name: str) -> str:
+    """A class name usable in a metric key: ``digestive system diseases`` -> ``digestive_system_diseases``."""
+    return re.sub(r"[^0-9A-Za-z.+-]+", "_", name.strip()).strip("_") or "label"
+
+
+def flatten(results: dict[str, torch.Tensor], label_names: Sequence[str], stage: str) -> dict[str, float]:
+    """Scalar metrics as ``stage/name`` and per-class ones as ``stage/f1/<class>``; no matrices."""
+    flat: dict[str, float] = {}
+    for name, value in results.items():
+        if name == "confusion_matrix":
+            continue
+        if name in PER_CLASS:
+            for label, v in zip(label_names, value.tolist()):
+                flat[f"{stage}/{name}/{metric_label(label)}"] = float(v)
+        else:
+            flat[f"{stage}/{name}"] = float(value)
+    return flat
+
+
+def per_class_table(results: dict[str, torch.Tensor], label_names: Sequence[str]) -> list[dict]:
+    """Rows of class, precision, recall, F1 and support (true count from the confusion matrix)."""
+    support = results["confusion_matrix"].sum(-1) if results["confusion_matrix"].dim() == 2 else None
+    rows = []
+    for i, label in enumerate(label_names):
+        rows.append({"class": label, "precision": float(results["precision"][i]),
+                     "recall": float(results["recall"][i]), "f1": float(results["f1"][i]),
+                     "support": int(support[i]) if support is not None
+                     else int(results["confusion_matrix"][i, 1].sum())})
+    return rows
