@@ -21,11 +21,13 @@ LINK_TARGETS = {"model": ("label_names",), "data": ("tokenizer_name",)}
 
 def data_config_for_checkpoint(datamodule) -> dict:
     """The data module's class path and init args, with its resolved label map, for the checkpoint."""
+    hparams = dict(datamodule.hparams)
     cls = type(datamodule)
-    init_args = {k: v for k, v in dict(datamodule.hparams).items() if k not in LINK_TARGETS["data"]}
+    class_path = hparams.get("_class_path", f"{cls.__module__}.{cls.__qualname__}")
+    init_args = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in LINK_TARGETS["data"]}
     if "label_map" in init_args:
         init_args["label_map"] = dict(datamodule.label_map)
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+    return {"class_path": class_path, "init_args": init_args}
 
 
 def _option_value(args: list[str], name: str) -> Optional[str]:
@@ -58,9 +60,8 @@ def with_checkpoint_config(args: list[str]) -> list[str]:
     data = checkpoint.get(CHECKPOINT_KEY)
     injected = []
     if "_class_path" in hparams and not _has_option(args, "--model"):
-        class_path = hparams.pop("_class_path")
-        hparams.pop("_instantiator", None)
-        init_args = {k: v for k, v in hparams.items() if k not in LINK_TARGETS["model"]}
+        class_path = hparams["_class_path"]
+        init_args = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in LINK_TARGETS["model"]}
         injected.append("--model=" + json.dumps({"class_path": class_path, "init_args": init_args}))
     if data and not _has_option(args, "--data"):
         injected.append("--data=" + json.dumps(data))

@@ -48,7 +48,7 @@ class TextClassifier(pl.LightningModule):
         if len(label_names) < 2:
             raise ValueError("label_names needs at least two classes (the CLI links them from the data module)")
         self.label_names = list(label_names)
-        self.encoder = load_encoder(encoder_name)
+        self.encoder = load_encoder(encoder_name).train()  # from_pretrained returns eval mode (no dropout)
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.head = head(self.encoder.config.hidden_size, len(self.label_names))

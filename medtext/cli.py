@@ -35,8 +35,9 @@ class MedtextCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         if args is None or isinstance(args, list):
-            args = with_checkpoint_config(list(sys.argv[1:] if args is None else args))
-        super().parse_arguments(parser, args)
+            self.config = parser.parse_args(with_checkpoint_config(list(sys.argv[1:] if args is None else args)))
+        else:
+            super().parse_arguments(parser, args)
 
     def after_fit(self) -> None:
         config = self.config[self.subcommand]
@@ -53,14 +54,28 @@ class MedtextCLI(LightningCLI):
 def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
     return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
                       auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
-                      trainer_defaults={"callbacks": [ClassificationReport()]}, args=args, run=run)
+                      trainer_defaults={"callbacks": [ClassificationReport()], "default_root_dir": "runs"}, args=args, run=run)
 
 
 def main(args: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         build_cli(args)
-    except MedtextError as err:
-        print(f"medtext: error: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
+        cause = user_error(err)
+        if cause is None:
+            raise
+        print(f"medtext: error: {cause}", file=sys.stderr)
         return 2
     return 0
+
+
+def user_error(err: BaseException) -> Optional[MedtextError]:
+    """The :class:`MedtextError` behind ``err``, also when a library re-raised it as another type."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, MedtextError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

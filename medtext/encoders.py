@@ -35,7 +35,7 @@ def resolve_encoder_path(name: str) -> str:
 
 
 def _load_error(name: str, what: str, err: Exception) -> EncoderLoadError:
-    hint = (f"{name!r} is not a local folder and the Hugging Face hub could not provide it "
+    hint = (f"{name!r}: it is not a local folder and the Hugging Face hub could not provide it "
             f"({type(err).__name__}). Pass a local folder holding config.json, the weights and the "
             "tokenizer files (e.g. --model.encoder_name /path/to/model), or run once online to fill the "
             "hub cache and set HF_HUB_OFFLINE=1")

@@ -1,0 +1,30 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from tiny_encoder import build_tiny_encoder
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> str:
+    """Folder of a tiny random BERT (hidden 32) with its fast tokenizer."""
+    return str(build_tiny_encoder(tmp_path_factory.mktemp("tiny_bert")))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own token cache and runs in its own folder."""
+    monkeypatch.setenv("MEDTEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path

@@ -1,0 +1,95 @@
+"""The CLI end to end on a tiny encoder: fit -> test -> predict, reloads, and config-free predict."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_helpers import run, tiny_config
+from medtext import TextClassifier
+from medtext.cli import main
+
+SYNTHETIC = {"num_train": 80, "num_val": 30, "num_test": 25}
+
+
+@pytest.fixture
+def fitted(tiny_encoder, tmp_path):
+    """A CLI object after ``fit`` (+ test) of the tiny encoder on a small synthetic corpus."""
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, SYNTHETIC, "data_modules.SyntheticAbstractsDataModule",
+                         max_epochs=2)
+    return run("fit", "--config", str(config), "--test_after_fit", "true")
+
+
+def read_predictions(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_fit_writes_checkpoints_and_test_report(fitted):
+    log_dir = Path(fitted.trainer.log_dir)
+    assert (log_dir / "checkpoints" / "best.ckpt").is_file() and (log_dir / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((log_dir / "test_metrics.json").read_text())
+    names = fitted.datamodule.label_names
+    assert len(names) == 5 and fitted.model.label_names == names
+    for key in ("test/accuracy", "test/macro_f1", "test/micro_f1", "test/f1/neoplasms",
+                "test/f1/digestive_system_diseases"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    matrix = list(csv.reader(open(log_dir / "test_confusion_matrix.csv")))
+    assert matrix[0][1:] == names and sum(int(v) for row in matrix[1:] for v in row[1:]) == SYNTHETIC["num_test"]
+    assert (log_dir / "test_confusion_matrix.png").stat().st_size > 1000
+    logged = next(csv.reader(open(log_dir / "metrics.csv")))
+    assert {"val/macro_f1", "val/micro_f1", "val/accuracy", "val/f1/nervous_system_diseases", "train/loss"} <= set(logged)
+
+
+def test_checkpoint_holds_labels_and_reloads_to_same_predictions(fitted, tmp_path):
+    best = Path(fitted.trainer.checkpoint_callback.best_model_path)
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["label_names"] == fitted.datamodule.label_names
+    assert checkpoint["medtext_data"]["init_args"]["label_map"] == fitted.datamodule.label_map
+
+    test_file = fitted.datamodule.resolve_files()["test"]
+    out_a, out_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    run("predict", "--ckpt_path", str(best), "--data.predict_file", test_file,
+        "--predictions.output_file", str(out_a))
+    rows = read_predictions(out_a)
+    assert len(rows) == SYNTHETIC["num_test"]
+    assert [r["row"] for r in rows] == [str(i) for i in range(1, SYNTHETIC["num_test"] + 1)]
+    assert set(rows[0]) == {"row", "label", *(f"prob_{n}" for n in fitted.datamodule.label_names)}
+    for row in rows:
+        probs = [float(v) for k, v in row.items() if k.startswith("prob_")]
+        assert abs(sum(probs) - 1) < 1e-4 and row["label"] in fitted.datamodule.label_names
+
+    reloaded = TextClassifier.load_from_checkpoint(best, map_location="cpu")
+    assert reloaded.label_names == fitted.datamodule.label_names
+    batch = next(iter(fitted.datamodule.test_dataloader()))
+    reloaded.eval()
+    fitted.model.eval()
+    with torch.no_grad():
+        expected = reloaded(batch["input_ids"], batch["attention_mask"]).softmax(-1)
+    first = {int(r["row"]) - 1: r for r in rows}
+    for i, index in enumerate(batch["index"].tolist()):
+        got = [float(first[index][f"prob_{n}"]) for n in reloaded.label_names]
+        assert torch.allclose(torch.tensor(got), expected[i], atol=1e-5)
+
+    run("predict", "--ckpt_path", str(best), "--data.predict_file", test_file,
+        "--predictions.output_file", str(out_b))
+    assert read_predictions(out_b) == rows
+
+
+def test_test_subcommand_from_checkpoint_alone(fitted):
+    best = fitted.trainer.checkpoint_callback.best_model_path
+    cli = run("test", "--ckpt_path", best)
+    again = json.loads((Path(cli.trainer.log_dir) / "test_metrics.json").read_text())
+    first = json.loads((Path(fitted.trainer.log_dir) / "test_metrics.json").read_text())
+    assert again["test/macro_f1"] == pytest.approx(first["test/macro_f1"], abs=1e-6)
+
+
+def test_unreachable_encoder_is_one_clear_error(tmp_path, capsys):
+    config = tiny_config(tmp_path / "c.yaml", "no-such-org/no-such-encoder", SYNTHETIC,
+                         "data_modules.SyntheticAbstractsDataModule")
+    assert main(["fit", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("medtext: error: cannot load the encoder 'no-such-org/no-such-encoder'")
+    assert "local folder" in err[-1]
