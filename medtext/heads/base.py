@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -12,15 +12,21 @@ class ClassificationHead(nn.Module):
     """Maps encoder token states to one logit per label.
 
     Subclasses take ``hidden_size`` and ``num_labels`` as their first two arguments (the model
-    supplies both; a config sets only the rest) and implement :meth:`forward`.
+    supplies both; a config sets only the rest) and implement :meth:`forward`. A head that sets
+    ``uses_label_descriptions = True`` receives ``label_states``: the encoder's [CLS] state of each
+    label's description, shape (num_labels, hidden). Parameters whose name contains ``attention``
+    are trained with the model's ``attention_lr``; the others with ``head_lr``.
     """
+
+    uses_label_descriptions = False
 
     def __init__(self, hidden_size: int, num_labels: int):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_labels = num_labels
 
-    def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor,
+                label_states: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``token_states`` (batch, tokens, hidden), ``attention_mask`` (batch, tokens) with 1 for
         real tokens; returns logits (batch, num_labels)."""
         raise NotImplementedError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -37,5 +37,6 @@ class MLPHead(ClassificationHead):
         layers += [nn.Dropout(dropout), nn.Linear(width, num_labels)]
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor,
+                label_states: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.mlp(pool(token_states, attention_mask, self.pooling))
