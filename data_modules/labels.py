@@ -30,12 +30,26 @@ def _natural_key(value: str):
 
 def infer_label_map(values: Iterable[str]) -> dict[str, str]:
     """Every distinct non-empty value, in natural sort order (``2`` before ``10``), named by itself."""
-    distinct = sorted({v for v in values if v != ""}, key=_natural_key)
+    distinct = sorted({v.strip() for v in values if v.strip()}, key=_natural_key)
     return {value: value for value in distinct}
 
 
+def split_name_description(text: str) -> tuple[str, str | None]:
+    """``"Name: description"`` -> ``("Name", "description")``; plain ``"Name"`` -> ``("Name", None)``."""
+    name, sep, description = text.partition(": ")
+    return (name.strip(), description.strip() or None) if sep else (text.strip(), None)
+
+
 def load_label_map(path: str | Path) -> dict[str, str]:
-    """Read ``{raw value: name}`` from a two-column CSV/TSV (value, name) or a JSON object."""
+    """Read ``{raw value: name}`` from a two-column CSV/TSV (value, name) or a JSON object.
+
+    A value written ``"Name: description"`` (as in HoC's ``labels.json``) names the class ``Name``.
+    """
+    return {value: split_name_description(text)[0] for value, text in load_label_texts(path).items()}
+
+
+def load_label_texts(path: str | Path) -> dict[str, str]:
+    """The raw ``{key: text}`` pairs of a labels or descriptions file (JSON object or two columns)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         try:
@@ -56,6 +70,39 @@ def load_label_map(path: str | Path) -> dict[str, str]:
             raise DataError(f"{path}: row {row}: label value {value!r} is listed twice")
         mapping[value] = name.strip()
     return mapping
+
+
+def encode_multi_hot_columns(frame, columns: Sequence[str], path: str | Path) -> np.ndarray:
+    """A (rows, labels) 0/1 matrix from one 0/1 column per label; any other value is an error."""
+    from .readers import require_column
+
+    matrix = np.zeros((len(frame), len(columns)), dtype=np.float32)
+    for j, column in enumerate(columns):
+        for row, value in enumerate(require_column(frame, path, column, "label").tolist(), start=1):
+            value = value.strip().lower()
+            if value in ("1", "1.0", "true"):
+                matrix[row - 1, j] = 1.0
+            elif value not in ("0", "0.0", "false"):
+                raise DataError(f"{path}: row {row}: label column {column!r} holds {value!r}; expected 0 or 1")
+    return matrix
+
+
+def split_labels(value: str, delimiter: str) -> list[str]:
+    return [part.strip() for part in value.split(delimiter) if part.strip()]
+
+
+def encode_delimited(raw: Sequence[str], label_map: dict[str, str], delimiter: str, path: str | Path,
+                     column: str) -> np.ndarray:
+    """A (rows, labels) 0/1 matrix from delimited label lists (``"a;b"``); an empty cell is no label."""
+    index = {value: i for i, value in enumerate(label_map)}
+    matrix = np.zeros((len(raw), len(label_map)), dtype=np.float32)
+    for row, value in enumerate(raw, start=1):
+        for label in split_labels(value, delimiter):
+            if label not in index:
+                raise DataError(f"{path}: row {row}: label {label!r} in column {column!r} is not in the "
+                                f"label set {list(label_map)}")
+            matrix[row - 1, index[label]] = 1.0
+    return matrix
 
 
 def check_label_names(names: Sequence[str], source: str) -> None:

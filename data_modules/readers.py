@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -76,7 +77,10 @@ def read_table(path: str | Path, file_format: str | None = None) -> pd.DataFrame
             else:
                 header = text.split("\n", 1)[0]
                 sep = "\t" if fmt == "tsv" or ("\t" in header and "," not in header) else ","
-                frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+                # blank lines inside the data are rows (reported as empty texts), trailing ones are not
+                text = re.sub(r"(\r?\n[ \t]*)+\Z", "\n", text)
+                frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                                    skip_blank_lines=False)
     except DataError:
         raise
     except ImportError as err:

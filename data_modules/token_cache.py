@@ -12,6 +12,7 @@ Ids are stored ragged (one flat ``int32`` array plus offsets) in an ``.npz`` wri
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     digest = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        digest.update(backend.to_str().encode())
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)  # left over from the last call, not part of the vocabulary
+        state.pop("padding", None)
+        digest.update(json.dumps(state, sort_keys=True).encode())
     else:
         digest.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     digest.update(repr(sorted(tokenizer.special_tokens_map.items())).encode())

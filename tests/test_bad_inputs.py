@@ -190,8 +190,6 @@ def test_label_map_wins_and_is_enforced(tiny_encoder, tmp_path):
     check_message(err, path, "row 2", "label 'y' is not in the label set")
 
 
-@pytest.mark.xfail(reason="infer_label_map does not strip label values but encode_labels does, so a CSV "
-                          "written as 'text, label' with spaces after the commas fails on row 1", strict=True)
 def test_labels_with_spaces_after_commas_are_not_bad_input(tiny_encoder, tmp_path):
     path = write(tmp_path / "train.csv", "text,label\nFever., x\nCough., y\nRash., x\nPain., y\n")
     dm = module(tiny_encoder, train_file=str(path))
@@ -373,3 +371,11 @@ def test_cli_reports_bad_data_in_one_line(cli_runs, case):
         assert f": {where}: " in line, line
     assert contains in line, line
     assert not (data_file.parent / "runs").exists() or not any((data_file.parent / "runs").rglob("*.ckpt"))
+
+
+def test_whitespace_only_line_inside_a_file_is_an_empty_text(tiny_encoder, tmp_path):
+    path = write(tmp_path / "predict.csv", "text\nFever.\n   \nCough.\n\n\n")
+    dm = module(tiny_encoder, predict_file=str(path), label_map={"a": "a", "b": "b"})
+    with pytest.raises(DataError) as err:
+        dm.prepare_data()
+    check_message(err, path, "row 2", "empty text")

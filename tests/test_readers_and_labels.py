@@ -219,11 +219,8 @@ def test_encode_labels_errors_name_file_and_row(raw, row, message):
     assert str(info.value).startswith(f"train.csv: row {row}: ")
 
 
-PADDED_LABELS_BUG = ("infer_label_map keeps label values as read (' x') while encode_labels strips them ('x'), "
-                     "so labels with surrounding spaces (e.g. 'text, label' CSVs) can never be encoded")
 
 
-@pytest.mark.xfail(reason=PADDED_LABELS_BUG, strict=True)
 def test_inferred_label_map_encodes_its_own_values():
     raw = [" x", "x", "y ", " y", "x"]
     mapping = infer_label_map(raw)

@@ -124,11 +124,8 @@ def test_tokenizer_fingerprint_depends_on_vocabulary(tiny_encoder):
     assert tokenizer_fingerprint(cased) != tokenizer_fingerprint(fresh)
 
 
-FINGERPRINT_BUG = ("tokenizer_fingerprint hashes backend_tokenizer.to_str(), which includes the truncation "
-                   "state left by the previous tokenizer call, so the cache key depends on call history")
 
 
-@pytest.mark.xfail(reason=FINGERPRINT_BUG, strict=True)
 def test_tokenizer_fingerprint_ignores_previous_calls(tiny_encoder):
     tokenizer = load_tokenizer(tiny_encoder)
     before = cache_key("digest", tokenizer, MAX_LENGTH)
@@ -136,7 +133,6 @@ def test_tokenizer_fingerprint_ignores_previous_calls(tiny_encoder):
     assert cache_key("digest", tokenizer, MAX_LENGTH) == before
 
 
-@pytest.mark.xfail(reason=FINGERPRINT_BUG, strict=True)
 def test_test_file_tokenized_during_fit_is_reused_by_a_later_test_run(tiny_encoder, tmp_path, monkeypatch):
     """``fit`` tokenizes train, then test; a later ``test`` run (fresh tokenizer) should hit the cache."""
     train = write(tmp_path / "train.csv", TRAIN)
