@@ -26,8 +26,8 @@ from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
 from .batching import EncodedAbstracts, LengthBucketSampler, PadCollator
-from .labels import (check_label_names, encode_labels, infer_label_map, load_label_map,
-                     warn_conflicting_duplicates)
+from .label_set import LabelSet
+from .labels import warn_conflicting_duplicates
 from .readers import read_table, read_texts, require_column
 from .splits import stratified_split
 from .token_cache import load_or_encode
@@ -40,15 +40,20 @@ def default_cache_dir() -> str:
 
 
 class AbstractsDataModule(pl.LightningDataModule):
-    """Single-label abstracts classification data.
+    """Abstracts classification data, single-label or multi-label.
 
     Args:
         train_file, val_file, test_file, predict_file: data files (format from the suffix, or
             ``file_format``). Without ``val_file``, a seeded stratified ``val_fraction`` of train.
         text_column, label_column, id_column: column names; rows are identified by ``id_column``
             in predictions, else by their 1-based row number.
-        labels_file: two-column CSV/TSV (label value, class name) or JSON ``{value: name}``.
+        label_columns: multi-label, one 0/1 column per label (e.g. HoC's ``label-1`` ... ``label-a``).
+        label_delimiter: multi-label, ``label_column`` holds lists such as ``a;b`` (empty: no label).
+        labels_file: two-column CSV/TSV (label value, class name) or JSON ``{value: name}``; a
+            name written ``"Name: description"`` also gives the description.
         label_map: ``{label value: class name}`` given inline (wins over ``labels_file``).
+        descriptions_file: ``{label value or class name: description}`` (JSON or two columns), for
+            heads that read label descriptions; default: the labels file's, else the class names.
         tokenizer_name: set from ``model.encoder_name`` by the CLI.
         bucket_by_length: batch abstracts of similar length together when training.
     """
@@ -56,8 +61,10 @@ class AbstractsDataModule(pl.LightningDataModule):
     def __init__(self, train_file: Optional[str] = None, val_file: Optional[str] = None,
                  test_file: Optional[str] = None, predict_file: Optional[str] = None,
                  text_column: str = "text", label_column: str = "label", id_column: Optional[str] = None,
+                 label_columns: Optional[list[str]] = None, label_delimiter: Optional[str] = None,
                  file_format: Optional[str] = None, labels_file: Optional[str] = None,
-                 label_map: Optional[dict[str, str]] = None, val_fraction: float = 0.1, split_seed: int = 42,
+                 label_map: Optional[dict[str, str]] = None, descriptions_file: Optional[str] = None,
+                 val_fraction: float = 0.1, split_seed: int = 42,
                  tokenizer_name: str = "bert-base-uncased", max_length: int = 512, batch_size: int = 16,
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
@@ -66,8 +73,9 @@ class AbstractsDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
         self.text_column, self.label_column, self.id_column = text_column, label_column, id_column
-        self.file_format, self.labels_file = file_format, labels_file
-        self._label_map = dict(label_map) if label_map else None
+        self.file_format = file_format
+        self.labels = LabelSet(label_column, label_columns, label_delimiter, labels_file, label_map,
+                               descriptions_file)
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.tokenizer_name, self.max_length = tokenizer_name, max_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -86,23 +94,23 @@ class AbstractsDataModule(pl.LightningDataModule):
     @property
     def label_map(self) -> dict[str, str]:
         """Ordered ``{label value: class name}``; class id ``i`` is entry ``i``."""
-        if self._label_map is None:
-            files = self.resolve_files()
-            if self.labels_file:
-                self._label_map = load_label_map(self.labels_file)
-            else:
-                train = files.get("train")
-                if not train:
-                    raise DataError("no label set: give data.labels_file, data.label_map or data.train_file")
-                frame = read_table(train, self.file_format)
-                self._label_map = infer_label_map(require_column(frame, train, self.label_column, "label"))
-            check_label_names(list(self._label_map.values()), self.labels_file or "label set")
-        return self._label_map
+        return self.labels.resolve(self.resolve_files().get("train"), self.file_format)
 
     @property
     def label_names(self) -> list[str]:
         """Class names in id order; linked to ``model.label_names`` by the CLI."""
         return list(self.label_map.values())
+
+    @property
+    def multi_label(self) -> bool:
+        """Linked to ``model.multi_label`` by the CLI."""
+        return self.labels.multi_label
+
+    @property
+    def label_descriptions(self) -> list[str]:
+        """One description per class in id order; linked to ``model.label_descriptions``."""
+        _ = self.label_map
+        return self.labels.descriptions()
 
     @property
     def tokenizer(self):
@@ -112,9 +120,9 @@ class AbstractsDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- reading
     def read_labels(self, frame, path: str) -> np.ndarray:
-        """Class ids of every row; multi-label data modules return a 0/1 matrix instead."""
-        raw = require_column(frame, path, self.label_column, "label").tolist()
-        return encode_labels(raw, self.label_map, path, self.label_column)
+        """Class ids of every row, or a (rows, labels) 0/1 matrix for multi-label data."""
+        _ = self.label_map
+        return self.labels.encode(frame, path)
 
     def load_split(self, split: str) -> dict:
         """Read, validate and tokenize one split's file (memoised)."""

@@ -90,7 +90,8 @@ def read_table(path: str | Path, file_format: str | None = None) -> pd.DataFrame
         raise DataError(f"{path}: cannot parse as {fmt}: {message}") from None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows (header only)")
-    frame.columns = [str(c) for c in frame.columns]
+    # an empty header field (HoC's text column) is named "" rather than pandas' "Unnamed: 0"
+    frame.columns = ["" if re.fullmatch(r"Unnamed: \d+", str(c)) else str(c) for c in frame.columns]
     return frame.map(_cell_to_str) if fmt != "csv" and fmt != "tsv" else frame
 
 
