@@ -10,7 +10,8 @@ from rich.table import Table
 
 from medtext.metrics import flatten, per_class_table
 
-from .report_files import plot_confusion_png, write_confusion_csv, write_metrics_json, write_rows_csv
+from .report_files import (plot_confusion_png, plot_label_confusion_png, write_confusion_csv,
+                           write_label_confusion_csv, write_metrics_json, write_rows_csv)
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -34,7 +35,8 @@ class ClassificationReport(pl.Callback):
     written atomically in the run's log directory."""
 
     def _summary(self, stage: str, results: dict) -> dict[str, float]:
-        return {f"{stage}/{k}": float(results[k]) for k in ("accuracy", "macro_f1", "micro_f1") if k in results}
+        return {f"{stage}/{k}": float(results[k]) for k in ("accuracy", "exact_match", "macro_f1", "micro_f1")
+                if k in results}
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = getattr(pl_module, "results", {}).get("val")
@@ -55,5 +57,8 @@ class ClassificationReport(pl.Callback):
         if matrix.dim() == 2:
             write_confusion_csv(out / "test_confusion_matrix.csv", matrix, names)
             plot_confusion_png(out / "test_confusion_matrix.png", matrix, names, "test confusion matrix")
+        else:
+            write_label_confusion_csv(out / "test_confusion_matrix.csv", matrix, names)
+            plot_label_confusion_png(out / "test_confusion_matrix.png", matrix, names, "test confusion per label")
         print_table("test", rows, self._summary("test", results))
         print(f"test report written to {out}")

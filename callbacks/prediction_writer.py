@@ -19,6 +19,9 @@ from .classification_report import run_dir
 class PredictionWriter(BasePredictionWriter):
     """Writes a CSV (``row``, ``label``, ``prob_<class>`` ...) in input order, atomically.
 
+    Multi-label ``label`` cells list the predicted labels joined by ``;`` (decided by the
+    checkpoint's per-label thresholds); they are empty when no label passes its threshold.
+
     Args:
         output_file: where to write; default ``predictions.csv`` in the run's log directory.
     """
@@ -41,7 +44,7 @@ class PredictionWriter(BasePredictionWriter):
         index, probabilities = index[keep], probabilities[keep]
         names = pl_module.label_names
         row_ids = trainer.datamodule.predict_row_ids
-        predicted = pl_module.task.predictions(probabilities)
+        predicted = pl_module.task.predictions(probabilities, pl_module.thresholds.cpu())
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["row", "label", *(f"prob_{name}" for name in names)])

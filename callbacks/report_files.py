@@ -32,6 +32,43 @@ def write_confusion_csv(path: Path, matrix: torch.Tensor, label_names: Sequence[
     write_rows_csv(path, rows)
 
 
+def write_label_confusion_csv(path: Path, matrices: torch.Tensor, label_names: Sequence[str]) -> None:
+    """Multi-label: one row per label with its 2x2 counts (tn, fp, fn, tp)."""
+    rows = [{"label": name, "tn": int(m[0, 0]), "fp": int(m[0, 1]), "fn": int(m[1, 0]), "tp": int(m[1, 1])}
+            for name, m in zip(label_names, matrices)]
+    write_rows_csv(path, rows)
+
+
+def plot_label_confusion_png(path: Path, matrices: torch.Tensor, label_names: Sequence[str], title: str) -> None:
+    """Multi-label: a grid of 2x2 matrices (rows true 0/1, columns predicted 0/1), one per label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(5, len(label_names))
+    rows = -(-len(label_names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat[len(label_names):]:
+        ax.axis("off")
+    for ax, name, matrix in zip(axes.flat, label_names, matrices):
+        ax.imshow(matrix.numpy(), cmap="Blues")
+        ax.set_title(name[:28], fontsize=8)
+        ax.set_xticks([0, 1], ["pred 0", "pred 1"], fontsize=7)
+        ax.set_yticks([0, 1], ["true 0", "true 1"], fontsize=7)
+        peak = max(int(matrix.max()), 1)
+        for i in range(2):
+            for j in range(2):
+                value = int(matrix[i, j])
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                        color="white" if value > peak / 2 else "black")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+
+
 def plot_confusion_png(path: Path, matrix: torch.Tensor, label_names: Sequence[str], title: str) -> None:
     import matplotlib
 

@@ -16,7 +16,7 @@ from .errors import MedtextError
 
 CHECKPOINT_KEY = "medtext_data"
 EVALUATION_COMMANDS = ("validate", "test", "predict")
-LINK_TARGETS = {"model": ("label_names",), "data": ("tokenizer_name",)}
+LINK_TARGETS = {"model": ("label_names", "multi_label", "label_descriptions"), "data": ("tokenizer_name",)}
 
 
 def data_config_for_checkpoint(datamodule) -> dict:

@@ -11,19 +11,20 @@ Example config (``--model`` of ``python -m medtext fit``)::
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
-from transformers import get_linear_schedule_with_warmup
+from torchmetrics import CatMetric
 
 from .checkpoint_config import CHECKPOINT_KEY, data_config_for_checkpoint
 from .encoders import load_encoder
 from .heads import HeadFactory, MLPHead
+from .label_descriptions import cls_states, tokenize_descriptions
 from .metrics import flatten
-from .tasks import SingleLabelTask
-
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+from .optim import adamw_with_linear_warmup, parameter_groups, split_attention
+from .tasks import MultiLabelTask, SingleLabelTask
+from .thresholds import tune_thresholds
 
 
 class TextClassifier(pl.LightningModule):
@@ -31,61 +32,137 @@ class TextClassifier(pl.LightningModule):
 
     Args:
         encoder_name: hub id or local folder of any ``AutoModel`` encoder.
-        label_names: class names in id order (the CLI links them from the data module).
+        label_names, multi_label, label_descriptions: linked from the data module by the CLI.
         head: a head class completed with (hidden_size, num_labels); default ``MLPHead``.
-        encoder_lr, head_lr: AdamW learning rates of the encoder and of the head.
+        label_encoding: for heads that read label descriptions: ``static`` encodes them once with
+            the pretrained encoder (no gradient, saved in the checkpoint); ``reencode`` encodes them
+            with the current encoder at every step (gradients flow into the encoder).
+        encoder_lr, head_lr, attention_lr: AdamW learning rates of the encoder, the head, and the
+            head's attention parameters (default ``head_lr``).
+        freeze_encoder_epochs: train only the head for this many first epochs.
         warmup_ratio: fraction of all optimizer steps with linear warm-up, then linear decay.
-        class_weights: one cross-entropy weight per class; label_smoothing as in PyTorch.
+        class_weights, label_smoothing: single-label cross-entropy options.
+        pos_weight, threshold, tune_thresholds: multi-label BCE weight of positives per label; the
+            global decision threshold; and whether each validation epoch of ``fit`` tunes per-label
+            thresholds for F1 (stored in the checkpoint, used by test and predict).
         gradient_checkpointing: trade compute for memory in the encoder.
     """
 
     def __init__(self, encoder_name: str, label_names: Sequence[str] = (), head: HeadFactory = MLPHead,
-                 encoder_lr: float = 2e-5, head_lr: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_ratio: float = 0.1, class_weights: Optional[list[float]] = None,
-                 label_smoothing: float = 0.0, gradient_checkpointing: bool = False):
+                 multi_label: bool = False, label_descriptions: Optional[list[str]] = None,
+                 label_encoding: Literal["static", "reencode"] = "static", encoder_lr: float = 2e-5,
+                 head_lr: float = 1e-3, attention_lr: Optional[float] = None, weight_decay: float = 0.01,
+                 warmup_ratio: float = 0.1, freeze_encoder_epochs: int = 0,
+                 class_weights: Optional[list[float]] = None, label_smoothing: float = 0.0,
+                 pos_weight: Optional[list[float]] = None, threshold: float = 0.5, tune_thresholds: bool = True,
+                 gradient_checkpointing: bool = False):
         super().__init__()
         self.save_hyperparameters()
         if len(label_names) < 2:
             raise ValueError("label_names needs at least two classes (the CLI links them from the data module)")
         self.label_names = list(label_names)
+        num_labels = len(self.label_names)
         self.encoder = load_encoder(encoder_name).train()  # from_pretrained returns eval mode (no dropout)
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
-        self.head = head(self.encoder.config.hidden_size, len(self.label_names))
-        self.task = SingleLabelTask(len(self.label_names), class_weights, label_smoothing)
-        self.val_metrics = self.task.metrics()
-        self.test_metrics = self.task.metrics()
+        self.head = head(self.encoder.config.hidden_size, num_labels)
+        self.task = MultiLabelTask(num_labels, pos_weight) if multi_label else SingleLabelTask(
+            num_labels, class_weights, label_smoothing)
+        self.register_buffer("thresholds", torch.full((num_labels,), float(threshold)))
+        if self.head.uses_label_descriptions:
+            self._init_label_descriptions(encoder_name, label_descriptions or self.label_names, label_encoding)
+        self.val_metrics, self.test_metrics = self.task.metrics(), self.task.metrics()
+        self.val_probabilities, self.val_targets = CatMetric(), CatMetric()
         self.results: dict[str, dict] = {}  # stage -> last epoch's computed metrics, for callbacks
+
+    def _init_label_descriptions(self, encoder_name: str, descriptions: Sequence[str], encoding: str) -> None:
+        if len(descriptions) != len(self.label_names):
+            raise ValueError(f"{len(descriptions)} label descriptions for {len(self.label_names)} labels")
+        ids, mask = tokenize_descriptions(encoder_name, descriptions)
+        self.register_buffer("description_ids", ids, persistent=False)
+        self.register_buffer("description_mask", mask, persistent=False)
+        if encoding == "static":
+            with torch.no_grad():
+                self.register_buffer("static_label_states", cls_states(self.encoder.eval(), ids, mask))
+            self.encoder.train()
+
+    def label_states(self) -> Optional[torch.Tensor]:
+        """Per-label description vectors for heads that use them, else ``None``."""
+        if not self.head.uses_label_descriptions:
+            return None
+        if self.hparams.label_encoding == "static":
+            return self.static_label_states
+        return cls_states(self.encoder, self.description_ids, self.description_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(states, attention_mask)
+        return self.head(states, attention_mask, self.label_states())
+
+    @torch.no_grad()
+    def explain(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the head's attention weights (batch, labels, tokens), for heads that have them."""
+        if not hasattr(self.head, "forward_with_attention"):
+            raise TypeError(f"{type(self.head).__name__} has no attention weights to show")
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head.forward_with_attention(states, attention_mask, self.label_states())
+
+    # ------------------------------------------------------------------ steps
+    def on_train_epoch_start(self) -> None:
+        frozen = self.current_epoch < self.hparams.freeze_encoder_epochs
+        self.encoder.requires_grad_(not frozen)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.task.loss(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
+    def _decision_thresholds(self, stage: str) -> torch.Tensor:
+        """Model selection during fit uses the global threshold; everything else the tuned ones."""
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        return torch.full_like(self.thresholds, self.hparams.threshold) if stage == "val" and fitting \
+            else self.thresholds
+
     def _evaluation_step(self, batch: dict, stage: str, metrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
-        self.log(f"{stage}/loss", self.task.loss(logits, batch["labels"]), sync_dist=True,
-                 batch_size=len(batch["labels"]))
-        metrics.update(self.task.probabilities(logits), batch["labels"])
+        labels = batch["labels"]
+        self.log(f"{stage}/loss", self.task.loss(logits, labels), sync_dist=True, batch_size=len(labels))
+        probabilities = self.task.probabilities(logits)
+        if self.task.multi_label:
+            metrics.update(self.task.predictions(probabilities, self._decision_thresholds(stage)), labels.long())
+            if stage == "val" and self.hparams.tune_thresholds:
+                self.val_probabilities.update(probabilities)
+                self.val_targets.update(labels.float())
+        else:
+            metrics.update(probabilities, labels)
 
     def _evaluation_epoch_end(self, stage: str, metrics) -> None:
         results = {name: value.detach().cpu() for name, value in metrics.compute().items()}
         metrics.reset()
         self.results[stage] = results
         flat = flatten(results, self.label_names, stage)
-        headline = f"{stage}/macro_f1"
+        headline = f"{stage}/{self.task.monitor}"
         self.log(headline, flat.pop(headline), prog_bar=True)
         self.log_dict(flat)
+
+    def _tune_thresholds(self) -> None:
+        probabilities, targets = self.val_probabilities.compute(), self.val_targets.compute()
+        self.val_probabilities.reset()
+        self.val_targets.reset()
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        self.thresholds.copy_(tune_thresholds(probabilities, targets, self.hparams.threshold))
+        tuned = self.task.metrics().to(probabilities.device)
+        tuned.update(self.task.predictions(probabilities, self.thresholds), targets.long())
+        scores = tuned.compute()
+        self.log_dict({"val/tuned_micro_f1": scores["micro_f1"], "val/tuned_macro_f1": scores["macro_f1"]})
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val", self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self._evaluation_epoch_end("val", self.val_metrics)
+        if self.task.multi_label and self.hparams.tune_thresholds:
+            self._tune_thresholds()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "test", self.test_metrics)
@@ -97,20 +174,17 @@ class TextClassifier(pl.LightningModule):
         probabilities = self.task.probabilities(self(batch["input_ids"], batch["attention_mask"]))
         return {"index": batch["index"], "probabilities": probabilities}
 
+    # ------------------------------------------------------------------ checkpoint and optimizer
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "label_map"):
             checkpoint[CHECKPOINT_KEY] = data_config_for_checkpoint(datamodule)
 
     def configure_optimizers(self):
-        groups = []
-        for module, lr in ((self.encoder, self.hparams.encoder_lr), (self.head, self.hparams.head_lr)):
-            named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-            decay = [p for n, p in named if not n.endswith(NO_DECAY)]
-            no_decay = [p for n, p in named if n.endswith(NO_DECAY)]
-            groups += [{"params": decay, "lr": lr, "weight_decay": self.hparams.weight_decay},
-                       {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        attention, other = split_attention(self.head)
+        groups = parameter_groups({
+            "encoder": (self.encoder, self.hparams.encoder_lr),
+            "head": (other, self.hparams.head_lr),
+            "attention": (attention, self.hparams.attention_lr or self.hparams.head_lr),
+        }, self.hparams.weight_decay)
+        return adamw_with_linear_warmup(groups, self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)

@@ -28,7 +28,8 @@ from .errors import MedtextError
 class MedtextCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
-        parser.link_arguments("data.label_names", "model.init_args.label_names", apply_on="instantiate")
+        for name in ("label_names", "multi_label", "label_descriptions"):
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on data.test_file")

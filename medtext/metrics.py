@@ -14,7 +14,9 @@ from typing import Sequence
 import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
-                                         MulticlassPrecision, MulticlassRecall)
+                                         MulticlassPrecision, MulticlassRecall, MultilabelConfusionMatrix,
+                                         MultilabelExactMatch, MultilabelF1Score, MultilabelPrecision,
+                                         MultilabelRecall)
 
 PER_CLASS = ("f1", "precision", "recall")
 
@@ -29,6 +31,22 @@ def single_label_metrics(num_labels: int) -> MetricCollection:
         "precision": MulticlassPrecision(num_labels, average=None),
         "recall": MulticlassRecall(num_labels, average=None),
         "confusion_matrix": MulticlassConfusionMatrix(num_labels),
+    })
+
+
+def multi_label_metrics(num_labels: int) -> MetricCollection:
+    """Exact-match accuracy, macro/micro F1, per-label F1/precision/recall, a 2x2 matrix per label.
+
+    Update with 0/1 predictions (already thresholded) and 0/1 targets.
+    """
+    return MetricCollection({
+        "exact_match": MultilabelExactMatch(num_labels),
+        "macro_f1": MultilabelF1Score(num_labels, average="macro"),
+        "micro_f1": MultilabelF1Score(num_labels, average="micro"),
+        "f1": MultilabelF1Score(num_labels, average=None),
+        "precision": MultilabelPrecision(num_labels, average=None),
+        "recall": MultilabelRecall(num_labels, average=None),
+        "confusion_matrix": MultilabelConfusionMatrix(num_labels),
     })
 
 

@@ -1,4 +1,4 @@
-"""What differs between classification tasks: the loss, probabilities and metrics."""
+"""What differs between classification tasks: the loss, probabilities, decisions and metrics."""
 
 from __future__ import annotations
 
@@ -8,20 +8,27 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
-from .metrics import single_label_metrics
+from .metrics import multi_label_metrics, single_label_metrics
+
+
+def _per_label(values: Optional[Sequence[float]], num_labels: int, name: str) -> Optional[torch.Tensor]:
+    if values is None:
+        return None
+    if len(values) != num_labels:
+        raise ValueError(f"{name} has {len(values)} values for {num_labels} classes")
+    return torch.tensor(values, dtype=torch.float)
 
 
 class SingleLabelTask:
     """One class per abstract: softmax, cross-entropy (optional class weights, label smoothing)."""
 
     multi_label = False
+    monitor = "macro_f1"
 
     def __init__(self, num_labels: int, class_weights: Optional[Sequence[float]] = None,
                  label_smoothing: float = 0.0):
-        if class_weights is not None and len(class_weights) != num_labels:
-            raise ValueError(f"class_weights has {len(class_weights)} values for {num_labels} classes")
         self.num_labels = num_labels
-        self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
+        self.class_weights = _per_label(class_weights, num_labels, "class_weights")
         self.label_smoothing = label_smoothing
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -31,8 +38,34 @@ class SingleLabelTask:
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float().softmax(-1)
 
-    def predictions(self, probabilities: torch.Tensor) -> torch.Tensor:
+    def predictions(self, probabilities: torch.Tensor, thresholds: Optional[torch.Tensor] = None) -> torch.Tensor:
         return probabilities.argmax(-1)
 
     def metrics(self) -> MetricCollection:
         return single_label_metrics(self.num_labels)
+
+
+class MultiLabelTask:
+    """Any number of labels per abstract: sigmoid, binary cross-entropy (optional ``pos_weight``),
+    and per-label decision thresholds."""
+
+    multi_label = True
+    monitor = "micro_f1"
+
+    def __init__(self, num_labels: int, pos_weight: Optional[Sequence[float]] = None):
+        self.num_labels = num_labels
+        self.pos_weight = _per_label(pos_weight, num_labels, "pos_weight")
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        pos_weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=pos_weight)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().sigmoid()
+
+    def predictions(self, probabilities: torch.Tensor, thresholds: Optional[torch.Tensor] = None) -> torch.Tensor:
+        thresholds = 0.5 if thresholds is None else thresholds.to(probabilities.device)
+        return (probabilities >= thresholds).long()
+
+    def metrics(self) -> MetricCollection:
+        return multi_label_metrics(self.num_labels)
