@@ -2,6 +2,7 @@
 
 from .abstracts import AbstractsDataModule
 from .demo import SyntheticAbstractsDataModule
+from .hoc import HoCDataModule
 from .medical_abstracts import MedicalAbstractsDataModule
 
-__all__ = ["AbstractsDataModule", "MedicalAbstractsDataModule", "SyntheticAbstractsDataModule"]
+__all__ = ["AbstractsDataModule", "HoCDataModule", "MedicalAbstractsDataModule", "SyntheticAbstractsDataModule"]

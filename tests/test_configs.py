@@ -9,21 +9,28 @@ from conftest import ROOT, SHARED_DATA
 from medtext.cli import main
 
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+SMALL = ["--data.max_length", "64", "--data.batch_size", "4", "--data.eval_batch_size", "8"]
 # Configs that run on this CPU-only, offline machine, with the extra arguments they need here.
-CPU_RUNS = {
-    "demo.yaml": ["--data.num_train", "40", "--data.num_val", "20", "--data.num_test", "20"],
-    "medical_abstracts/minilm_mlp.yaml": ["--data.data_dir", str(SHARED_DATA / "medical_abstracts"),
-                                          "--data.max_length", "128"],
-}
+CPU_RUNS = {"demo.yaml": ["--data.num_train", "40", "--data.num_val", "20", "--data.num_test", "20"]}
+for _task in ("medical_abstracts", "hoc"):
+    for _head in ("mlp", "bilstm_xattn", "label_attention"):
+        CPU_RUNS[f"{_task}/minilm_{_head}.yaml"] = ["--data.data_dir", str(SHARED_DATA / _task), *SMALL]
+# tests run in a temporary folder: point the config's relative descriptions path at the repository
+CPU_RUNS["medical_abstracts/minilm_label_attention.yaml"] += [
+    "--data.descriptions_file", str(ROOT / "configs" / "medical_abstracts" / "label_descriptions.json")]
 
 
 def config_id(path: Path) -> str:
     return str(path.relative_to(ROOT / "configs"))
 
 
-def test_configs_are_found():
-    assert {"demo.yaml", "medical_abstracts/minilm_mlp.yaml", "medical_abstracts/biomedbert_mlp.yaml"} <= {
-        config_id(p) for p in CONFIGS}
+def test_every_task_and_head_has_configs():
+    names = {config_id(p) for p in CONFIGS}
+    for task in ("medical_abstracts", "hoc"):
+        for encoder in ("biomedbert", "minilm"):
+            for head in ("mlp", "bilstm_xattn", "label_attention"):
+                assert f"{task}/{encoder}_{head}.yaml" in names
+    assert "demo.yaml" in names
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
@@ -35,11 +42,19 @@ def test_config_parses(config, capsys):
     assert "class_path: medtext.TextClassifier" in printed and "class_path: data_modules." in printed
 
 
+@pytest.fixture(scope="module")
+def shared_token_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("token_cache"))
+
+
 @pytest.mark.parametrize("name", sorted(CPU_RUNS))
-def test_cpu_config_fast_dev_run(name):
-    if "shared" in " ".join(CPU_RUNS[name]) and not SHARED_DATA.is_dir():
+def test_cpu_config_fast_dev_run(name, shared_token_cache, monkeypatch):
+    if "--data.data_dir" in CPU_RUNS[name] and not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
+    monkeypatch.setenv("MEDTEXT_CACHE_DIR", shared_token_cache)
     cli = run("fit", "--config", str(ROOT / "configs" / name), "--trainer.fast_dev_run=true",
               "--trainer.accelerator=cpu", *CPU_RUNS[name])
     assert cli.trainer.state.finished
-    assert "val/macro_f1" in cli.trainer.logged_metrics or "test/macro_f1" in cli.trainer.logged_metrics
+    monitor = "val/micro_f1" if cli.datamodule.multi_label else "val/macro_f1"
+    assert monitor in cli.trainer.logged_metrics or monitor.replace("val", "test") in cli.trainer.logged_metrics
+    assert cli.model.head.num_labels == len(cli.datamodule.label_names)
