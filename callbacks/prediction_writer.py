@@ -40,7 +40,7 @@ class PredictionWriter(BasePredictionWriter):
         order = torch.argsort(index)
         index, probabilities = index[order], probabilities[order]
         keep = torch.ones_like(index, dtype=torch.bool)
-        keep[1:] = index[1:] != index[:-1]  # the distributed sampler repeats samples to even out ranks
+        keep[1:] = index[1:] != index[:-1]  # defensive: a padding sampler may repeat abstracts
         index, probabilities = index[keep], probabilities[keep]
         names = pl_module.label_names
         row_ids = trainer.datamodule.predict_row_ids
@@ -62,7 +62,9 @@ class PredictionWriter(BasePredictionWriter):
 
     @staticmethod
     def _gather(trainer: pl.Trainer, index: torch.Tensor, probabilities: torch.Tensor):
-        if trainer.world_size == 1:
+        """All ranks' predictions on every rank (ranks may hold different numbers of abstracts)."""
+        if trainer.world_size == 1 or not torch.distributed.is_initialized():
             return index, probabilities
-        gathered = trainer.strategy.all_gather({"index": index, "probabilities": probabilities})
-        return gathered["index"].reshape(-1), gathered["probabilities"].reshape(-1, probabilities.shape[-1])
+        gathered: list = [None] * trainer.world_size
+        torch.distributed.all_gather_object(gathered, (index.cpu(), probabilities.cpu()))
+        return torch.cat([g[0] for g in gathered]), torch.cat([g[1] for g in gathered])

@@ -19,16 +19,19 @@ from typing import Optional
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
-from .batching import EncodedAbstracts, LengthBucketSampler, PadCollator
+from .batching import EncodedAbstracts, PadCollator
 from .label_set import LabelSet
 from .labels import warn_conflicting_duplicates
 from .readers import read_table, read_texts, require_column
+from .sampling import ResumableDataLoader, TrainingSampler
 from .splits import stratified_split
 from .token_cache import load_or_encode
 
@@ -174,17 +177,35 @@ class AbstractsDataModule(pl.LightningDataModule):
             setattr(self, f"{split}_row_ids", data["row_ids"])
 
     # ----------------------------------------------------------------- loaders
-    def _loader(self, split: str, batch_size: int, train: bool = False) -> DataLoader:
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _batches_done(self) -> int:
+        """Training batches finished in the current epoch (saved with checkpoints for exact resume)."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
+
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        """Evaluation order is the file order; under DDP each abstract goes to exactly one rank."""
         dataset = self.datasets[split]
-        sampler = None
-        if train and self.bucket_by_length:
-            sampler = LengthBucketSampler(dataset.lengths, batch_size, seed=self.split_seed)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
-                          collate_fn=PadCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of),
+        world_size, rank = self._world()
+        sampler = UnrepeatedDistributedSampler(dataset, world_size, rank, shuffle=False) if world_size > 1 else None
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self._collate(),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
+    def _collate(self) -> PadCollator:
+        return PadCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, train=True)
+        dataset = self.datasets["train"]
+        world_size, rank = self._world()
+        seed = torch.initial_seed() % 2**32  # set by seed_everything, identical on every rank
+        sampler = TrainingSampler(dataset.lengths, self.batch_size, self.bucket_by_length, seed, world_size, rank)
+        return ResumableDataLoader(dataset, sampler, self._batches_done, batch_size=self.batch_size,
+                                   collate_fn=self._collate(), num_workers=self.num_workers,
+                                   persistent_workers=self.num_workers > 0,
+                                   generator=torch.Generator().manual_seed(seed))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size)

@@ -1,4 +1,4 @@
-"""Datasets over cached token ids, dynamic padding and length-bucketed sampling.
+"""Datasets over cached token ids, and dynamic padding.
 
 >>> collate = PadCollator(pad_token_id=0)
 >>> batch = collate([{"input_ids": np.array([101, 7, 102]), "index": 0},
@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from .token_cache import TokenizedTexts
 
@@ -64,37 +64,3 @@ class PadCollator:
         if "labels" in items[0]:
             batch["labels"] = torch.as_tensor(np.stack([item["labels"] for item in items]))
         return batch
-
-
-class LengthBucketSampler(Sampler[int]):
-    """Shuffle, then sort windows of ``batch_size * bucket_factor`` abstracts by length.
-
-    Consecutive ``batch_size`` indices then have similar lengths, so dynamic padding wastes little,
-    while batch order stays random. It is a plain index sampler, so Lightning can shard it across
-    DDP ranks with its distributed wrapper. A new permutation is drawn on every pass.
-    """
-
-    def __init__(self, lengths: np.ndarray, batch_size: int, bucket_factor: int = 50, seed: int = 0):
-        self.lengths = np.asarray(lengths)
-        self.window = max(1, batch_size * bucket_factor)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
-        order = rng.permutation(len(self.lengths))
-        batches = []
-        for start in range(0, len(order), self.window):
-            window = order[start:start + self.window]
-            window = window[np.argsort(-self.lengths[window], kind="stable")]
-            batches.extend(window[i:i + self.batch_size] for i in range(0, len(window), self.batch_size))
-        for batch_position in rng.permutation(len(batches)):
-            yield from (int(i) for i in batches[batch_position])

@@ -15,7 +15,7 @@ from typing import Literal, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torchmetrics import CatMetric
+from torchmetrics import CatMetric, MeanMetric
 
 from .checkpoint_config import CHECKPOINT_KEY, data_config_for_checkpoint
 from .encoders import load_encoder
@@ -72,6 +72,7 @@ class TextClassifier(pl.LightningModule):
         if self.head.uses_label_descriptions:
             self._init_label_descriptions(encoder_name, label_descriptions or self.label_names, label_encoding)
         self.val_metrics, self.test_metrics = self.task.metrics(), self.task.metrics()
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # exact under DDP: sums and counts
         self.val_probabilities, self.val_targets = CatMetric(), CatMetric()
         self.results: dict[str, dict] = {}  # stage -> last epoch's computed metrics, for callbacks
 
@@ -125,7 +126,7 @@ class TextClassifier(pl.LightningModule):
     def _evaluation_step(self, batch: dict, stage: str, metrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
         labels = batch["labels"]
-        self.log(f"{stage}/loss", self.task.loss(logits, labels), sync_dist=True, batch_size=len(labels))
+        getattr(self, f"{stage}_loss").update(self.task.loss(logits, labels), weight=len(labels))
         probabilities = self.task.probabilities(logits)
         if self.task.multi_label:
             metrics.update(self.task.predictions(probabilities, self._decision_thresholds(stage)), labels.long())
@@ -143,6 +144,9 @@ class TextClassifier(pl.LightningModule):
         headline = f"{stage}/{self.task.monitor}"
         self.log(headline, flat.pop(headline), prog_bar=True)
         self.log_dict(flat)
+        loss = getattr(self, f"{stage}_loss")
+        self.log(f"{stage}/loss", loss.compute())
+        loss.reset()
 
     def _tune_thresholds(self) -> None:
         probabilities, targets = self.val_probabilities.compute(), self.val_targets.compute()

@@ -11,7 +11,8 @@ import torch
 import data_modules.token_cache as token_cache
 from conftest import write
 from data_modules import AbstractsDataModule
-from data_modules.batching import EncodedAbstracts, LengthBucketSampler, PadCollator
+from data_modules.batching import EncodedAbstracts, PadCollator
+from data_modules.sampling import TrainingSampler
 from data_modules.token_cache import TokenizedTexts, cache_key, encode, load_or_encode, tokenizer_fingerprint
 from medtext.encoders import load_tokenizer
 
@@ -263,26 +264,30 @@ def mean_spread(order: list[int], batch_size: int) -> float:
     return float(np.mean([np.ptp(LENGTHS[b]) for b in batches_of(order, batch_size)]))
 
 
+def bucketed(lengths, batch_size=16, seed=0, **kwargs) -> TrainingSampler:
+    return TrainingSampler(lengths, batch_size, bucket_by_length=True, seed=seed, **kwargs)
+
+
 def test_sampler_yields_a_permutation_every_epoch():
-    sampler = LengthBucketSampler(LENGTHS, batch_size=16, bucket_factor=10, seed=0)
+    sampler = bucketed(LENGTHS, bucket_factor=10)
     assert len(sampler) == len(LENGTHS)
-    epochs = [list(sampler) for _ in range(3)]
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
     for order in epochs:
-        assert len(order) == len(LENGTHS)
         assert sorted(order) == list(range(len(LENGTHS)))
         assert all(isinstance(i, int) for i in order[:10])
     assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != epochs[2]
+    sampler.set_epoch(1)
+    assert list(sampler) == epochs[1], "an epoch's order depends only on (seed, epoch)"
 
 
 def test_sampler_is_seeded_and_follows_set_epoch():
-    first = LengthBucketSampler(LENGTHS, batch_size=16, seed=3)
-    second = LengthBucketSampler(LENGTHS, batch_size=16, seed=3)
-    other = LengthBucketSampler(LENGTHS, batch_size=16, seed=4)
+    first, second, other = bucketed(LENGTHS, seed=3), bucketed(LENGTHS, seed=3), bucketed(LENGTHS, seed=4)
     order = list(first)
     assert order == list(second)
     assert order != list(other)
-    second.set_epoch(0)
-    assert list(second) == order
     first.set_epoch(5)
     second.set_epoch(5)
     assert list(first) == list(second) != order
@@ -290,24 +295,45 @@ def test_sampler_is_seeded_and_follows_set_epoch():
 
 def test_sampler_batches_have_similar_lengths():
     batch_size = 16
-    sampler = LengthBucketSampler(LENGTHS, batch_size=batch_size, bucket_factor=20, seed=0)
-    bucketed = mean_spread(list(sampler), batch_size)
+    sampler = bucketed(LENGTHS, batch_size, bucket_factor=20)
+    spread = mean_spread(list(sampler), batch_size)
     random = mean_spread(np.random.default_rng(1).permutation(len(LENGTHS)).tolist(), batch_size)
-    assert bucketed < 0.1 * random, (bucketed, random)
+    assert spread < 0.1 * random, (spread, random)
+    unbucketed = TrainingSampler(LENGTHS, batch_size, bucket_by_length=False, seed=0)
+    assert mean_spread(list(unbucketed), batch_size) > 0.5 * random
 
 
 def test_sampler_batch_order_is_shuffled():
     """Batches are not served longest first: the first batches are not all the longest ones."""
     batch_size = 16
-    order = list(LengthBucketSampler(LENGTHS, batch_size=batch_size, bucket_factor=20, seed=0))
+    order = list(bucketed(LENGTHS, batch_size, bucket_factor=20))
     means = [LENGTHS[b].mean() for b in batches_of(order, batch_size)]
     assert not all(a >= b for a, b in zip(means, means[1:]))
     assert abs(np.corrcoef(np.arange(len(means)), means)[0, 1]) < 0.5
 
 
 def test_sampler_handles_fewer_rows_than_a_batch():
-    sampler = LengthBucketSampler(np.array([3, 1, 2]), batch_size=16)
-    assert sorted(sampler) == [0, 1, 2]
+    assert sorted(bucketed(np.array([3, 1, 2]))) == [0, 1, 2]
+
+
+def test_sampler_shards_across_ranks_and_keeps_buckets():
+    ranks = [bucketed(LENGTHS[:1001], 8, num_replicas=3, rank=r) for r in range(3)]
+    shards = [list(s) for s in ranks]
+    assert all(len(shard) == len(s) == 334 for shard, s in zip(shards, ranks))
+    covered = sorted(i for shard in shards for i in shard)
+    assert set(covered) == set(range(1001)) and len(covered) == 1002  # one repeat evens out the ranks
+    assert mean_spread(shards[0], 8) < 0.2 * mean_spread(np.random.default_rng(1).permutation(1001).tolist(), 8)
+
+
+def test_sampler_resumes_mid_epoch():
+    sampler = bucketed(LENGTHS, 16)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.skip_on_resume(epoch=2, samples=5 * 16)
+    assert list(sampler) == full[80:]
+    assert list(sampler) == full, "the skip applies to one pass only"
+    sampler.skip_on_resume(epoch=1, samples=16)
+    assert list(sampler) == full, "a skip saved in another epoch does not apply"
 
 
 def test_train_loader_with_bucketing_pads_per_batch(tiny_encoder, tmp_path):
@@ -318,7 +344,7 @@ def test_train_loader_with_bucketing_pads_per_batch(tiny_encoder, tmp_path):
     module.prepare_data()
     module.setup("fit")
     loader = module.train_dataloader()
-    assert isinstance(loader.sampler, LengthBucketSampler)
+    assert isinstance(loader.sampler, TrainingSampler) and loader.sampler.bucket_by_length
     seen = []
     for batch in loader:
         lengths = batch["attention_mask"].sum(dim=1)

@@ -1,0 +1,97 @@
+"""Training order that is seeded, optionally length-bucketed, sharded across DDP ranks, and
+resumable mid-epoch; and an evaluation sampler that never repeats an abstract.
+
+Lightning calls ``set_epoch`` at every epoch start; the order of epoch ``e`` depends only on
+``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)``; the resumed run
+skips those ``k`` batches and continues with exactly the batches the interrupted run would have seen.
+
+>>> sampler = TrainingSampler(np.array([5, 1, 4, 2, 3, 6]), batch_size=2, seed=0)
+>>> sorted(sampler)
+[0, 1, 2, 3, 4, 5]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+def bucketed_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket_factor: int = 50) -> np.ndarray:
+    """Shuffle, sort windows of ``batch_size * bucket_factor`` by length, shuffle the batches."""
+    order = rng.permutation(len(lengths))
+    window = max(1, batch_size * bucket_factor)
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start:start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else order
+
+
+class TrainingSampler(DistributedSampler):
+    """Seeded training order (random, or length-bucketed with ``bucket_by_length``), this rank's share.
+
+    Being a ``DistributedSampler``, Lightning uses it as it is under DDP instead of wrapping it.
+    Each rank takes every ``num_replicas``-th index of one global order (padded by repetition to
+    divide evenly), so consecutive indices of a rank still come from the same length bucket.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, bucket_by_length: bool = False, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0, bucket_factor: int = 50):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.bucket_by_length, self.bucket_factor = batch_size, bucket_by_length, bucket_factor
+        self.seed, self.num_replicas, self.rank = seed, num_replicas, rank
+        self.epoch = 0
+        self.num_samples = math.ceil(len(self.lengths) / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+        self._resume: Optional[tuple[int, int]] = None  # (epoch, samples of this rank to skip)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_order(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, epoch))
+        if self.bucket_by_length:
+            order = bucketed_order(self.lengths, self.batch_size * self.num_replicas, rng, self.bucket_factor)
+        else:
+            order = rng.permutation(len(self.lengths))
+        if self.total_size > len(order):
+            order = np.concatenate([order, order[:self.total_size - len(order)]])
+        return order
+
+    def skip_on_resume(self, epoch: int, samples: int) -> None:
+        """Make the next pass over ``epoch`` start after this rank's first ``samples`` indices."""
+        self._resume = (epoch, samples)
+
+    def __iter__(self) -> Iterator[int]:
+        own = self.global_order(self.epoch)[self.rank::self.num_replicas]
+        if self._resume is not None:
+            epoch, skip = self._resume
+            self._resume = None
+            if epoch == self.epoch:
+                own = own[skip:]
+        return iter(own.tolist())
+
+
+class ResumableDataLoader(DataLoader):
+    """A training DataLoader whose position Lightning saves in checkpoints and restores on resume.
+
+    ``batches_done`` reports how many batches training has finished in the current epoch (the
+    data module passes the trainer's counter, which ignores batches only prefetched).
+    """
+
+    def __init__(self, dataset: Dataset, sampler: TrainingSampler, batches_done: Callable[[], int], **kwargs):
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches_done": int(self.batches_done())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.skip_on_resume(state["epoch"], state["batches_done"] * self.batch_size)

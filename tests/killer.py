@@ -1,0 +1,17 @@
+"""A test-only callback that kills its own process with SIGKILL at a given training step."""
+
+import os
+import signal
+
+import pytorch_lightning as pl
+
+
+class KillAtStep(pl.Callback):
+    """SIGKILL (no cleanup, no final checkpoint) when ``global_step`` reaches ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

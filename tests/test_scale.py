@@ -1,0 +1,129 @@
+"""Distributed evaluation on CPU (2 processes, gloo), bf16 autocast, and kill-and-resume."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from cli_helpers import tiny_config
+from conftest import ROOT
+
+SYNTHETIC = {"num_train": 64, "num_val": 20, "num_test": 25}  # an odd test set: DDP ranks get 13 and 12
+DEMO = "data_modules.SyntheticAbstractsDataModule"
+
+
+def medtext(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    result = subprocess.run([sys.executable, "-m", "medtext", *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"medtext {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result
+
+
+def resumable_config(path: Path, encoder: str) -> Path:
+    data = {**SYNTHETIC, "batch_size": 4, "bucket_by_length": True, "data_dir": str(path.parent / "data"),
+            "cache_dir": str(path.parent / "cache")}
+    tiny_config(path, encoder, data, DEMO, max_epochs=2)
+    config = yaml.safe_load(path.read_text())
+    config["trainer"]["callbacks"].append({"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                                           "init_args": {"every_n_train_steps": 5, "save_top_k": 0,
+                                                         "save_last": True}})
+    config["trainer"]["logger"]["init_args"]["name"] = path.stem
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def last_row_with(metrics_csv: Path, key: str) -> dict:
+    rows = [r for r in csv.DictReader(open(metrics_csv)) if r.get(key)]
+    return rows[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_encoder, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    config = resumable_config(folder / "straight.yaml", tiny_encoder)
+    medtext("fit", "--config", str(config), cwd=folder)
+    return folder, next((folder / "runs" / "straight").glob("version_*"))
+
+
+def test_ddp_test_metrics_equal_single_process(trained):
+    folder, run = trained
+    checkpoint = next((run / "checkpoints").glob("best*.ckpt"))
+    single = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.logger.init_args.name=single",
+                     cwd=folder)
+    ddp = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.strategy=ddp", "--trainer.devices=2",
+                  "--trainer.accelerator=cpu", "--trainer.logger.init_args.name=ddp", cwd=folder)
+    assert "MEMBER: 2/2" in ddp.stderr + ddp.stdout, "the test ran in two processes"
+    metrics = {name: json.loads(next((folder / "runs" / name).glob("version_*/test_metrics.json")).read_text())
+               for name in ("single", "ddp")}
+    assert metrics["single"].keys() == metrics["ddp"].keys()
+    for key, value in metrics["single"].items():
+        assert metrics["ddp"][key] == pytest.approx(value, abs=1e-6), key
+    matrix = list(csv.reader(open(next((folder / "runs" / "ddp").glob("version_*/test_confusion_matrix.csv")))))
+    assert sum(int(v) for row in matrix[1:] for v in row[1:]) == SYNTHETIC["num_test"]
+    print("single:", metrics["single"]["test/macro_f1"], "ddp:", metrics["ddp"]["test/macro_f1"])
+
+
+def test_ddp_predict_writes_one_complete_file_in_input_order(trained):
+    folder, run = trained
+    checkpoint = str(next((run / "checkpoints").glob("best*.ckpt")))
+    test_file = str(folder / "data" / "test.csv")
+    outputs = {}
+    for name, extra in (("single", []), ("ddp", ["--trainer.strategy=ddp", "--trainer.devices=2",
+                                                   "--trainer.accelerator=cpu"])):
+        outputs[name] = folder / f"{name}.csv"
+        medtext("predict", "--ckpt_path", checkpoint, "--data.predict_file", test_file,
+                "--predictions.output_file", str(outputs[name]), *extra, cwd=folder)
+    single, ddp = (list(csv.DictReader(open(outputs[n]))) for n in ("single", "ddp"))
+    assert [r["row"] for r in ddp] == [str(i) for i in range(1, SYNTHETIC["num_test"] + 1)]
+    assert [r["label"] for r in ddp] == [r["label"] for r in single]
+    for a, b in zip(single, ddp):
+        for key in a:
+            if key.startswith("prob_"):
+                assert abs(float(a[key]) - float(b[key])) <= 1e-5
+
+
+def test_killed_fit_resumes_mid_epoch_to_identical_metrics(trained, tiny_encoder, tmp_path):
+    folder, straight = trained
+    config = resumable_config(tmp_path / "killed.yaml", tiny_encoder)
+    killed = medtext("fit", "--config", str(config), "--trainer.callbacks+=killer.KillAtStep",
+                     "--trainer.callbacks.step=7", cwd=tmp_path, check=False)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run = next((tmp_path / "runs" / "killed").glob("version_*"))
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 5 and saved["epoch"] == 0  # mid-epoch: 16 batches per epoch
+
+    resumed = medtext("fit", "--config", str(config), "--ckpt_path", "last", cwd=tmp_path)
+    assert "resuming from" in resumed.stdout
+    assert len(list((tmp_path / "runs" / "killed").glob("version_*"))) == 1, "resume continues the same run"
+    expected = last_row_with(straight / "metrics.csv", "val/loss")
+    got = last_row_with(run / "metrics.csv", "val/loss")
+    assert got["step"] == expected["step"] and got["epoch"] == expected["epoch"]
+    for key in ("val/loss", "val/macro_f1", "val/accuracy"):
+        assert float(got[key]) == pytest.approx(float(expected[key]), abs=1e-6), key
+    first = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    second = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    for name, tensor in first.items():
+        assert torch.allclose(tensor.float(), second[name].float(), atol=1e-6), name
+
+
+def test_bf16_mixed_on_cpu_for_every_head(tiny_encoder, tmp_path):
+    from cli_helpers import run
+
+    for head in ("medtext.heads.MLPHead", "medtext.heads.BiLSTMCrossAttentionHead",
+                 "medtext.heads.LabelAttentionHead"):
+        config = tiny_config(tmp_path / "bf16.yaml", tiny_encoder, {"num_train": 24, "num_val": 8, "num_test": 8},
+                             DEMO)
+        cli = run("fit", "--config", str(config), "--trainer.precision=bf16-mixed", "--trainer.max_steps=3",
+                  "--model.head", head, *(["--model.head.num_heads=2"] if "Attention" in head else []),
+                  "--model.head.dropout=0.0" if head.endswith("MLPHead") else "--model.head.dropout=0.1")
+        assert cli.trainer.precision == "bf16-mixed"
+        loss = float(cli.trainer.callback_metrics["val/loss"])
+        assert loss == loss and loss < 10, (head, loss)  # finite
