@@ -1,6 +1,8 @@
-"""Lightning callbacks of medtext: reports and prediction files."""
+"""Lightning callbacks of medtext: reports, per-epoch metric tables and prediction files."""
 
 from .classification_report import ClassificationReport
+from .metric_tables import MetricTables
 from .prediction_writer import PredictionWriter
+from .rng_state import RNGStateCheckpoint
 
-__all__ = ["ClassificationReport", "PredictionWriter"]
+__all__ = ["ClassificationReport", "MetricTables", "PredictionWriter", "RNGStateCheckpoint"]

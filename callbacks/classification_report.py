@@ -9,14 +9,20 @@ from rich.console import Console
 from rich.table import Table
 
 from medtext.metrics import flatten, per_class_table
+from medtext.wandb_runs import file_loggers, logger_dir, wandb_logger, wandb_run_dir
 
 from .report_files import (plot_confusion_png, plot_label_confusion_png, write_confusion_csv,
                            write_label_confusion_csv, write_metrics_json, write_rows_csv)
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    """The log directory of this run (``trainer.log_dir``), falling back to ``default_root_dir``."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The folder of this run: the W&B run's own folder with a W&B logger (call on rank zero), else
+    ``trainer.log_dir`` (e.g. ``runs/<name>/version_<n>``), else ``default_root_dir``."""
+    logger = wandb_logger(trainer)
+    if logger is not None and trainer.is_global_zero:
+        return wandb_run_dir(trainer, logger)
+    loggers = file_loggers(trainer)  # not trainer.log_dir: it broadcasts, and this runs on rank zero only
+    return logger_dir(trainer, loggers[0]) if loggers else Path(trainer.default_root_dir)
 
 
 def print_table(title: str, rows: list[dict], summary: dict[str, float]) -> None:

@@ -31,7 +31,7 @@ from .batching import EncodedAbstracts, PadCollator
 from .label_set import LabelSet
 from .labels import warn_conflicting_duplicates
 from .readers import read_table, read_texts, require_column
-from .sampling import ResumableDataLoader, TrainingSampler
+from .sampling import TrainingSampler
 from .splits import stratified_split
 from .token_cache import load_or_encode
 
@@ -88,6 +88,8 @@ class AbstractsDataModule(pl.LightningDataModule):
         self._tokenizer = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
+        self.train_sampler: Optional[TrainingSampler] = None
+        self._resume_position: Optional[tuple[int, int]] = None
 
     # ----------------------------------------------------------------- files and labels
     def resolve_files(self) -> dict[str, Optional[str]]:
@@ -191,8 +193,10 @@ class AbstractsDataModule(pl.LightningDataModule):
         dataset = self.datasets[split]
         world_size, rank = self._world()
         sampler = UnrepeatedDistributedSampler(dataset, world_size, rank, shuffle=False) if world_size > 1 else None
+        # an own generator: creating the iterator must not draw from the global RNG (exact resume)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self._collate(),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(0))
 
     def _collate(self) -> PadCollator:
         return PadCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of)
@@ -201,11 +205,26 @@ class AbstractsDataModule(pl.LightningDataModule):
         dataset = self.datasets["train"]
         world_size, rank = self._world()
         seed = torch.initial_seed() % 2**32  # set by seed_everything, identical on every rank
-        sampler = TrainingSampler(dataset.lengths, self.batch_size, self.bucket_by_length, seed, world_size, rank)
-        return ResumableDataLoader(dataset, sampler, self._batches_done, batch_size=self.batch_size,
-                                   collate_fn=self._collate(), num_workers=self.num_workers,
-                                   persistent_workers=self.num_workers > 0,
-                                   generator=torch.Generator().manual_seed(seed))
+        self.train_sampler = TrainingSampler(dataset.lengths, self.batch_size, self.bucket_by_length, seed,
+                                             world_size, rank)
+        if self._resume_position is not None:
+            epoch, batches_done = self._resume_position
+            self.train_sampler.skip_on_resume(epoch, batches_done * self.batch_size)
+            self._resume_position = None
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=self.train_sampler,
+                          collate_fn=self._collate(), num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(seed))
+
+    def state_dict(self) -> dict:
+        """The training position, saved in checkpoints: a resumed fit continues mid-epoch exactly."""
+        if self.train_sampler is None:
+            return {}
+        return {"train_epoch": self.train_sampler.epoch, "train_batches_done": self._batches_done()}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning restores the data module before it builds the train loader, which applies this
+        if "train_epoch" in state:
+            self._resume_position = (int(state["train_epoch"]), int(state["train_batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size)

@@ -2,8 +2,9 @@
 resumable mid-epoch; and an evaluation sampler that never repeats an abstract.
 
 Lightning calls ``set_epoch`` at every epoch start; the order of epoch ``e`` depends only on
-``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)``; the resumed run
-skips those ``k`` batches and continues with exactly the batches the interrupted run would have seen.
+``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)`` (the data module's
+state); the resumed run skips those ``k`` batches and continues with exactly the batches the
+interrupted run would have seen.
 
 >>> sampler = TrainingSampler(np.array([5, 1, 4, 2, 3, 6]), batch_size=2, seed=0)
 >>> sorted(sampler)
@@ -13,10 +14,10 @@ skips those ``k`` batches and continues with exactly the batches the interrupted
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 
 def bucketed_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket_factor: int = 50) -> np.ndarray:
@@ -77,21 +78,3 @@ class TrainingSampler(DistributedSampler):
             if epoch == self.epoch:
                 own = own[skip:]
         return iter(own.tolist())
-
-
-class ResumableDataLoader(DataLoader):
-    """A training DataLoader whose position Lightning saves in checkpoints and restores on resume.
-
-    ``batches_done`` reports how many batches training has finished in the current epoch (the
-    data module passes the trainer's counter, which ignores batches only prefetched).
-    """
-
-    def __init__(self, dataset: Dataset, sampler: TrainingSampler, batches_done: Callable[[], int], **kwargs):
-        super().__init__(dataset, sampler=sampler, **kwargs)
-        self.batches_done = batches_done
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "batches_done": int(self.batches_done())}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sampler.skip_on_resume(state["epoch"], state["batches_done"] * self.batch_size)

@@ -142,10 +142,11 @@ class TextClassifier(pl.LightningModule):
         self.results[stage] = results
         flat = flatten(results, self.label_names, stage)
         headline = f"{stage}/{self.task.monitor}"
-        self.log(headline, flat.pop(headline), prog_bar=True)
-        self.log_dict(flat)
+        # the values are already global (torchmetrics syncs); sync_dist only silences Lightning's warning
+        self.log(headline, flat.pop(headline), prog_bar=True, sync_dist=True)
+        self.log_dict(flat, sync_dist=True)
         loss = getattr(self, f"{stage}_loss")
-        self.log(f"{stage}/loss", loss.compute())
+        self.log(f"{stage}/loss", loss.compute(), sync_dist=True)
         loss.reset()
 
     def _tune_thresholds(self) -> None:
@@ -158,7 +159,8 @@ class TextClassifier(pl.LightningModule):
         tuned = self.task.metrics().to(probabilities.device)
         tuned.update(self.task.predictions(probabilities, self.thresholds), targets.long())
         scores = tuned.compute()
-        self.log_dict({"val/tuned_micro_f1": scores["micro_f1"], "val/tuned_macro_f1": scores["macro_f1"]})
+        self.log_dict({"val/tuned_micro_f1": scores["micro_f1"], "val/tuned_macro_f1": scores["macro_f1"]},
+                      sync_dist=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val", self.val_metrics)

@@ -17,12 +17,16 @@ from typing import Optional
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from callbacks import ClassificationReport, PredictionWriter
+from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint
 from data_modules import AbstractsDataModule
 
 from .checkpoint_config import with_checkpoint_config
 from .classifier import TextClassifier
+from .config_logging import WandbSaveConfigCallback
 from .errors import MedtextError
+from .precision import choose_precision
+from .resume import resolve_last
+from .wandb_resume import WandbRunId, resume_wandb_run
 
 
 class MedtextCLI(LightningCLI):
@@ -40,6 +44,16 @@ class MedtextCLI(LightningCLI):
         else:
             super().parse_arguments(parser, args)
 
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        precision = choose_precision(config.trainer.get("precision"))
+        if precision != config.trainer.get("precision"):
+            print(f"this GPU has no bf16: using trainer.precision={precision}")
+            config.trainer.precision = precision
+        if self.subcommand == "fit":
+            resolve_last(config)  # --ckpt_path last: the newest last.ckpt of this logger's runs
+            resume_wandb_run(config)  # --ckpt_path continues the checkpoint's W&B run
+
     def after_fit(self) -> None:
         config = self.config[self.subcommand]
         if not config.get("test_after_fit"):
@@ -54,8 +68,11 @@ class MedtextCLI(LightningCLI):
 
 def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
     return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                      auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
-                      trainer_defaults={"callbacks": [ClassificationReport()], "default_root_dir": "runs"}, args=args, run=run)
+                      auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
+                      save_config_kwargs={"overwrite": True},
+                      trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
+                                                      RNGStateCheckpoint()],
+                                        "default_root_dir": "runs"}, args=args, run=run)
 
 
 def main(args: Optional[list[str]] = None) -> int:

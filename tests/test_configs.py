@@ -8,7 +8,9 @@ from cli_helpers import run
 from conftest import ROOT, SHARED_DATA
 from medtext.cli import main
 
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+ADD_ONS = ("logger", "trainer")  # partial configs layered on a task config with a second --config
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name not in (*ADD_ONS, "sweeps"))
+ADD_ON_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name in ADD_ONS)
 SMALL = ["--data.max_length", "64", "--data.batch_size", "4", "--data.eval_batch_size", "8"]
 # Configs that run on this CPU-only, offline machine, with the extra arguments they need here.
 CPU_RUNS = {"demo.yaml": ["--data.num_train", "40", "--data.num_val", "20", "--data.num_test", "20"]}
@@ -40,6 +42,24 @@ def test_config_parses(config, capsys):
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "class_path: medtext.TextClassifier" in printed and "class_path: data_modules." in printed
+
+
+@pytest.mark.parametrize("add_on", ADD_ON_CONFIGS, ids=config_id)
+def test_add_on_config_layers_on_a_task_config(add_on, capsys):
+    task = ROOT / "configs" / "medical_abstracts" / "biomedbert_mlp.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(task), "--config", str(add_on), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    added = add_on.read_text()
+    assert "ModelCheckpoint" in printed, "the task config's callbacks survive the add-on"
+    if add_on.parent.name == "trainer":
+        for key in ("accelerator", "precision", "strategy"):
+            value = next(line.split(":", 1)[1].strip() for line in added.splitlines()
+                         if line.strip().startswith(key + ":"))
+            assert f"  {key}: {value}" in printed, key
+    else:
+        assert "WandbLogger" in printed
 
 
 @pytest.fixture(scope="module")

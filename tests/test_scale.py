@@ -32,9 +32,10 @@ def resumable_config(path: Path, encoder: str) -> Path:
             "cache_dir": str(path.parent / "cache")}
     tiny_config(path, encoder, data, DEMO, max_epochs=2)
     config = yaml.safe_load(path.read_text())
+    config["trainer"]["callbacks"][0]["init_args"]["enable_version_counter"] = False
     config["trainer"]["callbacks"].append({"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                                            "init_args": {"every_n_train_steps": 5, "save_top_k": 0,
-                                                         "save_last": True}})
+                                                         "save_last": True, "enable_version_counter": False}})
     config["trainer"]["logger"]["init_args"]["name"] = path.stem
     path.write_text(yaml.safe_dump(config))
     return path
@@ -56,17 +57,17 @@ def trained(tiny_encoder, tmp_path_factory):
 def test_ddp_test_metrics_equal_single_process(trained):
     folder, run = trained
     checkpoint = next((run / "checkpoints").glob("best*.ckpt"))
-    single = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.logger.init_args.name=single",
+    single = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir=single",
                      cwd=folder)
     ddp = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.strategy=ddp", "--trainer.devices=2",
-                  "--trainer.accelerator=cpu", "--trainer.logger.init_args.name=ddp", cwd=folder)
+                  "--trainer.accelerator=cpu", "--trainer.default_root_dir=ddp", cwd=folder)
     assert "MEMBER: 2/2" in ddp.stderr + ddp.stdout, "the test ran in two processes"
-    metrics = {name: json.loads(next((folder / "runs" / name).glob("version_*/test_metrics.json")).read_text())
+    metrics = {name: json.loads(next((folder / name).glob("**/test_metrics.json")).read_text())
                for name in ("single", "ddp")}
     assert metrics["single"].keys() == metrics["ddp"].keys()
     for key, value in metrics["single"].items():
         assert metrics["ddp"][key] == pytest.approx(value, abs=1e-6), key
-    matrix = list(csv.reader(open(next((folder / "runs" / "ddp").glob("version_*/test_confusion_matrix.csv")))))
+    matrix = list(csv.reader(open(next((folder / "ddp").glob("**/test_confusion_matrix.csv")))))
     assert sum(int(v) for row in matrix[1:] for v in row[1:]) == SYNTHETIC["num_test"]
     print("single:", metrics["single"]["test/macro_f1"], "ddp:", metrics["ddp"]["test/macro_f1"])
 

@@ -1,0 +1,213 @@
+"""W&B sweeps: every ``configs/sweeps/*.yaml`` runs ``python -m medtext fit`` with the arguments
+``wandb agent`` builds from sampled values (``--key=value``), each value reaches the model, the
+sweep's metric is logged; under DDP every rank gets the same values and one W&B run is made."""
+
+import csv
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from cli_helpers import run
+from conftest import ROOT
+from data_modules.synthetic import CONDITIONS, generate_abstracts
+from medtext.cli import main
+
+SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
+HOC_LABELS = [f"label-{c}" for c in "123456789a"]
+
+
+def sweep_id(path: Path) -> str:
+    return path.stem
+
+
+def sample(spec: dict, rng: random.Random, pick=None):
+    """One value of a sweep parameter; ``pick`` (an index) chooses among ``values`` and min/max."""
+    if "value" in spec:
+        return spec["value"]
+    if "values" in spec:
+        values = spec["values"]
+        return values[pick % len(values)] if pick is not None else rng.choice(values)
+    low, high = spec["min"], spec["max"]
+    if pick is not None:
+        return (low, high)[pick % 2]
+    distribution = spec.get("distribution", "int_uniform" if isinstance(low, int) else "uniform")
+    if distribution == "uniform":
+        return rng.uniform(low, high)
+    if distribution == "log_uniform_values":
+        return math.exp(rng.uniform(math.log(low), math.log(high)))
+    if distribution == "int_uniform":
+        return rng.randint(low, high)
+    raise AssertionError(f"no sampler for distribution {distribution!r} in this test")
+
+
+def agent_command(sweep: dict, values: dict) -> list[str]:
+    """The command ``wandb agent`` runs for these values (as in wandb_agent.Agent._command_run)."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    macros = {**create_sweep_command_args({"args": {k: {"value": v} for k, v in values.items()}}),
+              "interpreter": ["python"], "program": [sweep.get("program")], "env": ["/usr/bin/env"]}
+    command = []
+    for chunk in map(str, sweep["command"]):
+        command += macros.get(chunk[2:-1]) or [] if chunk.startswith("${") and chunk.endswith("}") else [chunk]
+    return command
+
+
+def write_medical_abstracts(folder: Path) -> Path:
+    """A tiny copy of the official format: medical_tc_train.csv and medical_tc_labels.csv."""
+    folder.mkdir()
+    names = list(CONDITIONS)
+    with open(folder / "medical_tc_labels.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["condition_label", "condition_name"],
+                                      *([i + 1, n] for i, n in enumerate(names))])
+    with open(folder / "medical_tc_train.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["condition_label", "medical_abstract"],
+                                      *([names.index(r["label"]) + 1, r["text"]] for r in generate_abstracts(40))])
+    return folder
+
+
+def write_hoc(folder: Path) -> Path:
+    """A tiny copy of the HoC format: tab-separated splits, one 0/1 column per label, labels.json."""
+    folder.mkdir()
+    rng = random.Random(0)
+    (folder / "labels.json").write_text(json.dumps({c: f"Hallmark {c}: description of {c}" for c in HOC_LABELS}))
+    for split, n in (("train", 24), ("val", 8)):
+        rows = [["", *HOC_LABELS]] + [[r["text"], *(int(rng.random() < 0.3) for _ in HOC_LABELS)]
+                                      for r in generate_abstracts(n, seed=len(split))]
+        with open(folder / f"hoc_{split}.csv", "w", newline="") as handle:
+            csv.writer(handle, delimiter="\t").writerows(rows)
+    return folder
+
+
+@pytest.fixture
+def agent_cwd(tmp_path):
+    """The agent runs from the repository root: the sweep's relative config paths must resolve."""
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    return tmp_path
+
+
+def tiny_overrides(sweep: dict, tiny_encoder: str, tmp_path: Path) -> list[str]:
+    """Options after ${args}, as a user adds fixed ones: tiny encoder and data, CPU. None is swept."""
+    base = yaml.safe_load((ROOT / sweep["command"][sweep["command"].index("--config") + 1]).read_text())
+    multi_label = base["data"]["class_path"].endswith("HoCDataModule")
+    data_dir = write_hoc(tmp_path / "hoc") if multi_label else write_medical_abstracts(tmp_path / "ma")
+    overrides = [f"--model.init_args.encoder_name={tiny_encoder}", f"--data.init_args.data_dir={data_dir}",
+                 "--data.init_args.max_length=32", "--data.init_args.batch_size=4",
+                 "--data.init_args.eval_batch_size=8", "--data.init_args.num_workers=0",
+                 "--trainer.accelerator=cpu", "--trainer.precision=32-true", "--trainer.enable_progress_bar=false"]
+    assert not {o.split("=")[0][2:] for o in overrides} & set(sweep["parameters"])
+    return overrides
+
+
+def resolved(config: Namespace, key: str):
+    value = config.get(key)
+    return value.class_path if isinstance(value, Namespace) else value
+
+
+def assert_same(got, expected, key: str) -> None:
+    if isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=1e-9), key
+    else:
+        assert got == expected, key
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
+def test_sweep_config_is_valid(path):
+    sweep = yaml.safe_load(path.read_text())
+    base = sweep["command"][sweep["command"].index("--config") + 1]
+    monitor = yaml.safe_load((ROOT / base).read_text())["trainer"]["callbacks"][0]["init_args"]["monitor"]
+    assert sweep["method"] in ("bayes", "random") and sweep["metric"] == {"name": monitor, "goal": "maximize"}
+    assert sweep["command"][:5] == ["${env}", "${interpreter}", "-m", "medtext", "fit"]
+    assert sweep["command"][-1] == "${args}" and "configs/logger/wandb.yaml" in sweep["command"]
+    assert all({"values", "value", "min"} & set(spec) for spec in sweep["parameters"].values())
+    assert len(SWEEPS) >= 2
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
+def test_agent_command_runs_and_logs_the_sweep_metric(path, tiny_encoder, tmp_path, agent_cwd):
+    sweep = yaml.safe_load(path.read_text())
+    values = {key: sample(spec, random.Random(sweep_id(path))) for key, spec in sweep["parameters"].items()}
+    command = agent_command(sweep, values)
+    assert command[:5] == ["/usr/bin/env", "python", "-m", "medtext", "fit"]
+    assert all(f"--{key}={value}" in command for key, value in values.items())
+    cli = run(*command[4:], *tiny_overrides(sweep, tiny_encoder, tmp_path), "--trainer.fast_dev_run=true")
+    assert sweep["metric"]["name"] in cli.trainer.logged_metrics
+    config = cli.config["fit"]
+    for key, value in values.items():
+        assert_same(resolved(config, key), value, key)
+        name = key.removeprefix("model.init_args.")
+        if "." not in name and name != "head":
+            assert_same(cli.model.hparams[name], value, key)
+    if "model.init_args.head" in values:
+        assert values["model.init_args.head"].endswith("." + type(cli.model.head).__name__)
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
+def test_every_value_and_bound_parses(path, tiny_encoder, tmp_path, agent_cwd, capsys):
+    sweep = yaml.safe_load(path.read_text())
+    overrides = tiny_overrides(sweep, tiny_encoder, tmp_path)
+    choices = max(len(spec.get("values", [0, 0])) for spec in sweep["parameters"].values())
+    for pick in range(choices):
+        values = {key: sample(spec, random.Random(0), pick) for key, spec in sweep["parameters"].items()}
+        with pytest.raises(SystemExit) as exit_info:
+            main([*agent_command(sweep, values)[4:], *overrides, "--print_config"])
+        assert exit_info.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        for key, value in values.items():
+            got = _lookup(printed, key)
+            assert_same(got["class_path"] if isinstance(got, dict) else got, value, key)
+
+
+def _lookup(config: dict, key: str):
+    for part in key.split("."):
+        config = config[part]
+    return config
+
+
+class RankProbe(pl.Callback):
+    """Writes, per rank, the model's hyperparameters and head as this rank built them."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        hparams = {k: v for k, v in pl_module.hparams.items() if isinstance(v, (int, float, str, list, type(None)))}
+        record = {"hparams": hparams, "head": type(pl_module.head).__name__,
+                  "dropout": [m.p for m in pl_module.head.modules() if isinstance(m, torch.nn.Dropout)]}
+        Path(self.folder, f"rank{trainer.global_rank}.json").write_text(json.dumps(record, sort_keys=True))
+
+
+def test_ddp_ranks_share_the_swept_values_and_one_wandb_run(tiny_encoder, tmp_path, agent_cwd):
+    path = ROOT / "configs" / "sweeps" / "medical_abstracts.yaml"
+    sweep = yaml.safe_load(path.read_text())
+    values = {key: sample(spec, random.Random(3)) for key, spec in sweep["parameters"].items()}
+    command = agent_command(sweep, values)
+    command[1] = sys.executable  # the agent's `python`, here this virtualenv's
+    probe = json.dumps({"class_path": "test_sweeps.RankProbe", "init_args": {"folder": str(tmp_path)}})
+    command += [*tiny_overrides(sweep, tiny_encoder, tmp_path), "--trainer.strategy=ddp", "--trainer.devices=2",
+                "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+                "--trainer.num_sanity_val_steps=0", "--test_after_fit=false", f"--trainer.callbacks+={probe}"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, cwd=agent_cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    for key, value in values.items():
+        name = key.removeprefix("model.init_args.")
+        if name in ranks[0]["hparams"]:
+            assert_same(ranks[0]["hparams"][name], value, key)
+    assert values["model.init_args.head"].endswith("." + ranks[0]["head"])
+    assert ranks[0]["dropout"] and set(ranks[0]["dropout"]) == {values["model.init_args.head.init_args.dropout"]}
+    (run_dir,) = Path(agent_cwd, "runs", "wandb").glob("offline-run-*")  # one W&B run for both ranks
+    saved = yaml.safe_load((run_dir / "files" / "lightning" / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["encoder_lr"] == pytest.approx(values["model.init_args.encoder_lr"])
