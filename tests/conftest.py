@@ -1,9 +1,13 @@
 import os
 from pathlib import Path
 
-import pytest
+# before anything imports transformers / huggingface_hub, which read these once
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tiny_encoder import build_tiny_encoder
+import pytest  # noqa: E402
+
+from tiny_encoder import build_tiny_encoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
