@@ -12,9 +12,6 @@ from tiny_encoder import build_tiny_encoder  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> str:
