@@ -1,0 +1,130 @@
+"""Reading data files into string frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_DATA, write
+from data_modules.readers import detect_format, read_table, read_texts, require_column
+from medtext.errors import DataError
+
+EXPECTED = pd.DataFrame({"text": ["Fever and cough.", "Chest pain, at rest.", "Headache"],
+                         "label": ["1", "2", "10"]})
+
+
+def assert_string_frame(frame: pd.DataFrame, expected: pd.DataFrame = EXPECTED) -> None:
+    assert list(frame.columns) == list(expected.columns)
+    assert len(frame) == len(expected)
+    for column in expected.columns:
+        values = frame[column].tolist()
+        assert all(isinstance(v, str) for v in values), (column, values)
+        assert values == expected[column].tolist()
+
+
+# ------------------------------------------------------------------------------------------ readers
+def test_read_csv_gives_strings(tmp_path):
+    path = write(tmp_path / "a.csv", 'text,label\nFever and cough.,1\n"Chest pain, at rest.",2\nHeadache,10\n')
+    assert_string_frame(read_table(path))
+
+
+def test_read_csv_keeps_na_like_values_as_text_and_missing_as_empty(tmp_path):
+    path = write(tmp_path / "a.csv", "text,label\nNA,1\nnull,\n")
+    frame = read_table(path)
+    assert frame["text"].tolist() == ["NA", "null"]
+    assert frame["label"].tolist() == ["1", ""]
+
+
+def test_read_csv_with_utf8_bom_and_crlf(tmp_path):
+    path = write(tmp_path / "a.csv", "\ufefftext,label\r\nFever and cough.,1\r\n\"Chest pain, at rest.\",2\r\n"
+                                     "Headache,10\r\n".encode("utf-8"))
+    assert_string_frame(read_table(path))
+
+
+def test_read_tsv(tmp_path):
+    path = write(tmp_path / "a.tsv", "text\tlabel\nFever and cough.\t1\nChest pain, at rest.\t2\nHeadache\t10\n")
+    assert detect_format(path) == "tsv"
+    assert_string_frame(read_table(path))
+
+
+def test_read_csv_file_that_is_tab_separated(tmp_path):
+    """Like HoC: a ``.csv`` with TAB separators and an empty first header field."""
+    path = write(tmp_path / "hoc_like.csv",
+                 '\tlabel-1\tlabel-2\n"A ""reactive"" stroma, in mice ."\t0\t1\nPlain text .\t1\t0\n')
+    frame = read_table(path)
+    assert frame.shape == (2, 3)
+    assert list(frame.columns)[1:] == ["label-1", "label-2"]
+    assert frame.iloc[:, 0].tolist() == ['A "reactive" stroma, in mice .', "Plain text ."]
+    assert frame["label-1"].tolist() == ["0", "1"]
+    assert frame["label-2"].tolist() == ["1", "0"]
+
+
+def test_explicit_file_format_overrides_suffix(tmp_path):
+    path = write(tmp_path / "data.txt", "text\tlabel\nFever and cough.\t1\nChest pain, at rest.\t2\nHeadache\t10\n")
+    with pytest.raises(DataError, match="suffix"):
+        read_table(path)
+    assert_string_frame(read_table(path, file_format="tsv"))
+    with pytest.raises(DataError, match="unknown file_format 'xlsx'"):
+        read_table(path, file_format="xlsx")
+
+
+def test_read_jsonl_converts_numbers_and_nulls_to_strings(tmp_path):
+    rows = [{"text": "Fever and cough.", "label": 1}, {"text": "Chest pain, at rest.", "label": 2},
+            {"text": "Headache", "label": 10}]
+    path = write(tmp_path / "a.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    assert_string_frame(read_table(path))
+    path = write(tmp_path / "b.jsonl", '{"text": "x", "label": null}\n{"text": "y", "label": 2.0}\n')
+    assert read_table(path)["label"].tolist() == ["", "2"]
+
+
+def test_read_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "a.parquet"
+    pd.DataFrame({"text": EXPECTED["text"].tolist(), "label": [1, 2, 10]}).to_parquet(path)
+    assert_string_frame(read_table(path))
+    # integer labels with a gap come back from Parquet as floats; they must still read as "1", ""
+    path = tmp_path / "b.parquet"
+    pd.DataFrame({"text": ["x", "y"], "label": [1.0, np.nan]}).to_parquet(path)
+    assert read_table(path)["label"].tolist() == ["1", ""]
+
+
+def test_same_table_in_every_format_reads_the_same(tmp_path):
+    pytest.importorskip("pyarrow")
+    EXPECTED.to_csv(tmp_path / "t.csv", index=False)
+    EXPECTED.to_csv(tmp_path / "t.tsv", index=False, sep="\t")
+    EXPECTED.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    EXPECTED.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.tsv", "t.jsonl", "t.parquet"):
+        assert_string_frame(read_table(tmp_path / name))
+
+
+def test_require_column_and_read_texts(tmp_path):
+    path = write(tmp_path / "a.csv", "abstract,label\nSome text,1\n")
+    frame = read_table(path)
+    assert require_column(frame, path, "abstract", "text").tolist() == ["Some text"]
+    with pytest.raises(DataError, match=r"text column 'text' not found; the columns are \['abstract', 'label'\]"):
+        read_texts(frame, path, "text")
+    assert read_texts(frame, path, "abstract") == ["Some text"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "hoc" / "hoc_train.csv").is_file(), reason="shared HoC data absent")
+def test_read_real_hoc_file():
+    frame = read_table(SHARED_DATA / "hoc" / "hoc_train.csv")
+    assert frame.shape == (1303, 11)
+    assert list(frame.columns)[1:] == [f"label-{i}" for i in range(1, 10)] + ["label-a"]
+    assert set(np.unique(frame.iloc[:, 1:].to_numpy())) <= {"0", "1"}
+    assert all(isinstance(t, str) and t.strip() for t in frame.iloc[:, 0])
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "medical_abstracts" / "medical_tc_train_partial.csv").is_file(),
+                    reason="shared Medical Abstracts data absent")
+def test_read_real_medical_abstracts_file():
+    path = SHARED_DATA / "medical_abstracts" / "medical_tc_train_partial.csv"
+    frame = read_table(path)
+    assert len(frame) == 3115
+    counts = frame["condition_label"].value_counts().to_dict()
+    assert counts == {"1": 829, "2": 275, "3": 439, "4": 930, "5": 642}
+    assert len(read_texts(frame, path, "medical_abstract")) == 3115
