@@ -69,7 +69,8 @@ def test_ddp_test_metrics_equal_single_process(trained):
         assert metrics["ddp"][key] == pytest.approx(value, abs=1e-6), key
     matrix = list(csv.reader(open(next((folder / "ddp").glob("**/test_confusion_matrix.csv")))))
     assert sum(int(v) for row in matrix[1:] for v in row[1:]) == SYNTHETIC["num_test"]
-    print("single:", metrics["single"]["test/macro_f1"], "ddp:", metrics["ddp"]["test/macro_f1"])
+    for key in ("test/macro_f1", "test/micro_f1", "test/accuracy", "test/loss"):
+        print(f"{key}: single process {metrics['single'][key]} ddp {metrics['ddp'][key]}")
 
 
 def test_ddp_predict_writes_one_complete_file_in_input_order(trained):
@@ -108,6 +109,7 @@ def test_killed_fit_resumes_mid_epoch_to_identical_metrics(trained, tiny_encoder
     got = last_row_with(run / "metrics.csv", "val/loss")
     assert got["step"] == expected["step"] and got["epoch"] == expected["epoch"]
     for key in ("val/loss", "val/macro_f1", "val/accuracy"):
+        print(f"{key}: resumed {got[key]} uninterrupted {expected[key]}")
         assert float(got[key]) == pytest.approx(float(expected[key]), abs=1e-6), key
     first = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     second = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
