@@ -57,7 +57,7 @@ def trained(tiny_encoder, tmp_path_factory):
 def test_ddp_test_metrics_equal_single_process(trained):
     folder, run = trained
     checkpoint = next((run / "checkpoints").glob("best*.ckpt"))
-    single = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir=single",
+    medtext("test", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir=single",
                      cwd=folder)
     ddp = medtext("test", "--ckpt_path", str(checkpoint), "--trainer.strategy=ddp", "--trainer.devices=2",
                   "--trainer.accelerator=cpu", "--trainer.default_root_dir=ddp", cwd=folder)
