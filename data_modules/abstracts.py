@@ -20,7 +20,6 @@ from typing import Optional
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
@@ -31,7 +30,7 @@ from .batching import EncodedAbstracts, PadCollator
 from .label_set import LabelSet
 from .labels import warn_conflicting_duplicates
 from .readers import read_table, read_texts, require_column
-from .sampling import TrainingSampler
+from .sampling import LengthSortedSampler, TrainingSampler
 from .splits import stratified_split
 from .token_cache import load_or_encode
 
@@ -189,10 +188,10 @@ class AbstractsDataModule(pl.LightningDataModule):
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        """Evaluation order is the file order; under DDP each abstract goes to exactly one rank."""
+        """Longest abstracts first (little padding); under DDP each abstract goes to exactly one rank."""
         dataset = self.datasets[split]
         world_size, rank = self._world()
-        sampler = UnrepeatedDistributedSampler(dataset, world_size, rank, shuffle=False) if world_size > 1 else None
+        sampler = LengthSortedSampler(dataset.lengths, world_size, rank)
         # an own generator: creating the iterator must not draw from the global RNG (exact resume)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self._collate(),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,

@@ -30,9 +30,10 @@ def find_labels_file(folder: Path) -> Path:
 
 
 class HoCDataModule(AbstractsDataModule):
-    """Hallmarks of Cancer from ``data_dir``; other arguments as in :class:`AbstractsDataModule`."""
+    """Hallmarks of Cancer from ``data_dir``; ``test_file`` (same format) overrides ``hoc_test.csv``.
+    Other arguments as in :class:`AbstractsDataModule`."""
 
-    def __init__(self, data_dir: str, predict_file: Optional[str] = None, descriptions_file: Optional[str] = None,
+    def __init__(self, data_dir: str, test_file: Optional[str] = None, predict_file: Optional[str] = None, descriptions_file: Optional[str] = None,
                  tokenizer_name: str = "bert-base-uncased", max_length: int = 512, batch_size: int = 16,
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0, cache_dir: Optional[str] = None,
@@ -42,6 +43,7 @@ class HoCDataModule(AbstractsDataModule):
             raise DataError(f"{folder}: data_dir not found; it should hold {', '.join(SPLITS.values())} and labels.json")
         labels_file = find_labels_file(folder)
         files = {split: str(folder / name) if (folder / name).is_file() else None for split, name in SPLITS.items()}
+        files["test"] = test_file or files["test"]
         if files["train"] is None:
             raise DataError(f"{folder}: {SPLITS['train']} not found")
         super().__init__(train_file=files["train"], val_file=files["val"], test_file=files["test"],

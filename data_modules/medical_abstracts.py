@@ -36,19 +36,20 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
     Args:
         data_dir: folder with the official CSV files; ``None`` downloads them.
         use_test_file: use ``medical_tc_test.csv`` as the test split when present.
+        test_file: a held-out file in the same format to test on instead (e.g. your own split).
         descriptions_file: one description per class, for label-attention heads (the project ships
             ``configs/medical_abstracts/label_descriptions.json``); default: the class names.
         Other arguments as in :class:`AbstractsDataModule`.
     """
 
     def __init__(self, data_dir: Optional[str] = None, use_test_file: bool = True,
-                 predict_file: Optional[str] = None, label_map: Optional[dict[str, str]] = None,
+                 test_file: Optional[str] = None, predict_file: Optional[str] = None, label_map: Optional[dict[str, str]] = None,
                  descriptions_file: Optional[str] = None,
                  val_fraction: float = 0.1, split_seed: int = 42, tokenizer_name: str = "bert-base-uncased",
                  max_length: int = 512, batch_size: int = 16, eval_batch_size: Optional[int] = None,
                  bucket_by_length: bool = False, pad_to_multiple_of: Optional[int] = None,
                  num_workers: int = 0, cache_dir: Optional[str] = None):
-        super().__init__(predict_file=predict_file, text_column="medical_abstract",
+        super().__init__(test_file=test_file, predict_file=predict_file, text_column="medical_abstract",
                          label_column="condition_label", label_map=label_map,
                          descriptions_file=descriptions_file, val_fraction=val_fraction,
                          split_seed=split_seed, tokenizer_name=tokenizer_name, max_length=max_length,
@@ -72,9 +73,10 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
                 raise DataError(f"{folder}: expected {OFFICIAL_FILES['train'][0]} (or {PARTIAL_TRAIN}) and "
                                 f"{OFFICIAL_FILES['labels'][0]} from {REPOSITORY.replace('raw.githubusercontent', 'github')}")
             test = folder / OFFICIAL_FILES["test"][0]
+            if self.files["test"] is None and self.use_test_file and test.is_file():
+                self.files["test"] = str(test)
             self.labels.labels_file = str(labels)
-            self._resolved = {"train": str(train), "val": None,
-                              "test": str(test) if self.use_test_file and test.is_file() else None,
+            self._resolved = {"train": str(train), "val": None, "test": self.files["test"],
                               "predict": self.files["predict"]}
         return self._resolved
 

@@ -1,5 +1,5 @@
 """Training order that is seeded, optionally length-bucketed, sharded across DDP ranks, and
-resumable mid-epoch; and an evaluation sampler that never repeats an abstract.
+resumable mid-epoch; and an evaluation sampler that visits each abstract once, longest first.
 
 Lightning calls ``set_epoch`` at every epoch start; the order of epoch ``e`` depends only on
 ``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)`` (the data module's
@@ -17,6 +17,7 @@ import math
 from typing import Iterator, Optional
 
 import numpy as np
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler
 
 
@@ -78,3 +79,22 @@ class TrainingSampler(DistributedSampler):
             if epoch == self.epoch:
                 own = own[skip:]
         return iter(own.tolist())
+
+
+class LengthSortedSampler(UnrepeatedDistributedSampler):
+    """Evaluation order: this rank's abstracts (each exactly once across ranks), longest first.
+
+    Batches of similar length pad little, and the longest batch comes first, so an out-of-memory
+    error shows at once. Predictions carry their row index, so the written order is the file's.
+
+    >>> list(LengthSortedSampler(np.array([3, 9, 1, 9])))
+    [1, 3, 0, 2]
+    """
+
+    def __init__(self, lengths: np.ndarray, num_replicas: int = 1, rank: int = 0):
+        self.lengths = np.asarray(lengths)
+        super().__init__(range(len(self.lengths)), num_replicas=num_replicas, rank=rank, shuffle=False)
+
+    def __iter__(self) -> Iterator[int]:
+        own = np.fromiter(super().__iter__(), dtype=np.int64, count=self.num_samples)
+        return iter(own[np.argsort(-self.lengths[own], kind="stable")].tolist())

@@ -1,0 +1,226 @@
+"""Training and inference speed of medtext vs the Hugging Face Trainer / pipeline, same settings.
+
+    pip install -e ".[bench]"
+    python benchmarks/speed.py --data-dir ../shared/data/medical_abstracts
+
+Same encoder (offline MiniLM), data, max length, batch size, precision and threads for both.
+Training: ``python -m medtext fit`` (a config derived from configs/medical_abstracts/minilm_mlp.yaml
+with the BERT sequence-classification head: [CLS] -> dense+tanh -> linear) vs
+``benchmarks/hf_baseline.py train`` (Trainer, padded to max length as run_classification.py does),
+one epoch each on the same stratified training subsample, A/B then B/A (``--repeats``), each in
+its own process. Inference: ``medtext predict`` on the trained checkpoint vs
+``pipeline("text-classification")`` on the same weights exported with ``medtext.hf_export``.
+Prints Markdown tables; writes JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from flops import bf16_matmul_is_native, matmul_peak, step_flops, training_flops_per_abstract  # noqa: E402
+from data_modules.splits import stratified_split  # noqa: E402
+from medtext.encoders import resolve_encoder_path  # noqa: E402
+from medtext.hf_export import export_checkpoint  # noqa: E402
+
+ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+TEXT, LABEL = "medical_abstract", "condition_label"
+
+
+def prepare_data(args, work: Path) -> dict[str, str]:
+    """Validation split as medtext makes it (10%, seed 42); a stratified training subsample."""
+    frame = pd.read_csv(args.data_dir / "medical_tc_train_partial.csv")
+    train_rows, val_rows = stratified_split(frame[LABEL].to_numpy(), 0.1, seed=42)
+    if args.train_abstracts and args.train_abstracts < len(train_rows):
+        keep = stratified_split(frame[LABEL].to_numpy()[train_rows], args.train_abstracts / len(train_rows), seed=0)[1]
+        train_rows = train_rows[keep]
+    rng = np.random.default_rng(0)
+    predict_rows = np.sort(rng.choice(len(frame), min(args.predict_abstracts, len(frame)), replace=False))
+    files = {"train": work / "train.csv", "val": work / "val.csv", "predict": work / "predict.csv"}
+    for name, rows in zip(files, (train_rows, val_rows, predict_rows)):
+        frame.iloc[rows].to_csv(files[name], index=False)
+    return {k: str(v) for k, v in files.items()} | {"labels": str(args.data_dir / "medical_tc_labels.csv")}
+
+
+def medtext_config(args, files: dict, work: Path, hidden_size: int) -> Path:
+    config = yaml.safe_load((ROOT / "configs/medical_abstracts/minilm_mlp.yaml").read_text())
+    config["test_after_fit"] = False
+    config["trainer"].update(precision=args.precision, max_epochs=1, enable_progress_bar=False)
+    config["trainer"]["logger"]["init_args"] = {"save_dir": str(work / "runs"), "name": "medtext"}
+    config["model"]["init_args"]["head"] = {"class_path": "medtext.heads.MLPHead", "init_args": {
+        "pooling": "cls", "hidden_dims": [hidden_size], "activation": "tanh", "dropout": 0.1}}
+    config["data"] = {"class_path": "data_modules.AbstractsDataModule", "init_args": {
+        "train_file": files["train"], "val_file": files["val"], "text_column": TEXT, "label_column": LABEL,
+        "labels_file": files["labels"], "max_length": args.max_length, "batch_size": args.batch_size,
+        "eval_batch_size": args.batch_size, "bucket_by_length": True}}
+    path = work / "medtext_speed.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run(command: list[str], env: dict, out: Path) -> dict:
+    print("$", " ".join(command), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)
+    result = json.loads(out.read_text())
+    result["process_seconds"] = time.perf_counter() - started
+    return result
+
+
+def timer_callback(out: Path) -> str:
+    return "--trainer.callbacks+=" + json.dumps({"class_path": "step_timer.LightningStepTimer", "init_args": {"out": str(out)}})
+
+
+def train_runs(args, files, config, work, env) -> dict[str, list[dict]]:
+    results: dict[str, list[dict]] = {"medtext": [], "hf_trainer": []}
+    for repeat in range(args.repeats):
+        order = ["medtext", "hf_trainer"] if repeat % 2 == 0 else ["hf_trainer", "medtext"]
+        for system in order:
+            out = work / f"train_{system}_{repeat}.json"
+            if system == "medtext":
+                command = [sys.executable, "-m", "medtext", "fit", "--config", str(config), timer_callback(out),
+                           "--trainer.logger.init_args.version", f"r{repeat}",
+                           "--data.init_args.cache_dir", str(work / f"cache_{system}_{repeat}")]
+            else:
+                command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "train", "--model", args.model,
+                           "--train", files["train"], "--val", files["val"], "--out", str(out),
+                           "--output-dir", str(work / "hf_output"), "--max-length", str(args.max_length),
+                           "--batch-size", str(args.batch_size), "--precision", args.precision]
+            results[system].append(run(command, env, out))
+    return results
+
+
+def predict_runs(args, files, work, env, checkpoint: str, exported: Path) -> dict[str, list[dict]]:
+    results: dict[str, list[dict]] = {"medtext": [], "pipeline": []}
+    for repeat in range(args.repeats):
+        order = ["medtext", "pipeline"] if repeat % 2 == 0 else ["pipeline", "medtext"]
+        for system in order:
+            out = work / f"predict_{system}_{repeat}.json"
+            if system == "medtext":
+                predictions = work / f"predictions_{repeat}.csv"
+                command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
+                           "--data.init_args.predict_file", files["predict"], "--predictions.output_file", str(predictions),
+                           "--data.init_args.eval_batch_size", str(args.batch_size), "--trainer.logger", "false",
+                           "--data.init_args.cache_dir", str(work / f"cache_predict_{repeat}"),
+                           "--trainer.precision", args.precision, "--trainer.enable_progress_bar", "false"]
+                result = run(command, env, out)
+                result["labels"] = pd.read_csv(predictions)["label"].tolist()
+            else:
+                command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "predict", "--model", str(exported),
+                           "--texts", files["predict"], "--out", str(out), "--max-length", str(args.max_length),
+                           "--batch-size", str(args.batch_size), "--precision", args.precision]
+                result = run(command, env, out)
+            results[system].append(result)
+    return results
+
+
+def mean(values) -> float:
+    return float(np.mean([v for v in values if v is not None]))
+
+
+def summarise(train, predict, a, b, peaks) -> dict:
+    summary = {"train": {}, "predict": {}}
+    peak = peaks["bf16" if "bf16" in peaks else "fp32"]
+    for system, runs in train.items():
+        runs = [r for r in runs if r["timed_seconds"]]  # a run shorter than the warm-up has no timed steps
+        executed = [step_flops(r["timed_shapes"], a, b, padded=True) / r["timed_seconds"] for r in runs]
+        useful = [step_flops(r["timed_shapes"], a, b, padded=False) / r["timed_seconds"] for r in runs]
+        summary["train"][system] = {
+            "abstracts_per_second": [r["abstracts_per_second"] for r in runs],
+            "mean_abstracts_per_second": mean(r["abstracts_per_second"] for r in runs),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+            "val_macro_f1": [r.get("val_macro_f1") for r in runs],
+            "padded_tokens_per_real_token": sum(s[0] * s[1] for r in runs for s in r["timed_shapes"])
+            / sum(s[2] for r in runs for s in r["timed_shapes"]),
+            "executed_flops_per_second": mean(executed), "useful_flops_per_second": mean(useful),
+            "useful_fraction_of_matmul_peak": mean(useful) / peak}
+    for system, runs in predict.items():
+        summary["predict"][system] = {
+            "abstracts_per_second": [r["predict_abstracts"] / r["predict_seconds"] for r in runs],
+            "mean_abstracts_per_second": mean(r["predict_abstracts"] / r["predict_seconds"] for r in runs),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+    t, p = summary["train"], summary["predict"]
+    summary["train_speedup"] = t["medtext"]["mean_abstracts_per_second"] / t["hf_trainer"]["mean_abstracts_per_second"]
+    summary["predict_speedup"] = p["medtext"]["mean_abstracts_per_second"] / p["pipeline"]["mean_abstracts_per_second"]
+    same = [np.mean([x == y for x, y in zip(m["labels"], q["labels"])]) for m, q in zip(predict["medtext"], predict["pipeline"])]
+    summary["predict_label_agreement"] = float(min(same))
+    return summary
+
+
+def print_tables(summary: dict, peaks: dict) -> None:
+    t, p = summary["train"], summary["predict"]
+    print("\n| training | abstracts/s (each run) | mean | peak RSS MiB | val macro-F1 | padded/real tokens | useful GFLOP/s | of matmul peak |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in t.items():
+        f1 = ", ".join(f"{v:.4f}" for v in r["val_macro_f1"] if v is not None)
+        print(f"| {name} | {', '.join(f'{v:.2f}' for v in r['abstracts_per_second'])} | {r['mean_abstracts_per_second']:.2f} | "
+              f"{r['peak_rss_mib']:.0f} | {f1} | {r['padded_tokens_per_real_token']:.3f} | "
+              f"{r['useful_flops_per_second'] / 1e9:.1f} | {100 * r['useful_fraction_of_matmul_peak']:.1f}% |")
+    print(f"\ntraining speedup medtext / Trainer: {summary['train_speedup']:.2f}x")
+    print("\n| inference | abstracts/s (each run) | mean | peak RSS MiB |")
+    print("| --- | --- | --- | --- |")
+    for name, r in p.items():
+        print(f"| {name} | {', '.join(f'{v:.2f}' for v in r['abstracts_per_second'])} | {r['mean_abstracts_per_second']:.2f} | {r['peak_rss_mib']:.0f} |")
+    print(f"\ninference speedup medtext / pipeline: {summary['predict_speedup']:.2f}x; "
+          f"same predicted label: {100 * summary['predict_label_agreement']:.2f}%")
+    print("matmul peak: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/data/medical_abstracts")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks/work")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
+    parser.add_argument("--train-abstracts", type=int, default=1200, help="stratified training subsample (0: all)")
+    parser.add_argument("--predict-abstracts", type=int, default=1000)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--precision", default="auto", choices=["auto", "32-true", "bf16-mixed"],
+                        help="auto: bf16-mixed where the CPU has native bf16 matmuls, else 32-true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=2, help="A/B pairs; odd pairs run B first")
+    args = parser.parse_args()
+    if args.precision == "auto":
+        args.precision = "bf16-mixed" if bf16_matmul_is_native() else "32-true"
+    args.model = resolve_encoder_path(ENCODER)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "RAYON_NUM_THREADS": str(args.threads),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)])}
+    peaks = {"fp32": matmul_peak(torch.float32)}
+    if bf16_matmul_is_native():
+        peaks["bf16"] = matmul_peak(torch.bfloat16)
+    a, b = training_flops_per_abstract(args.model)
+    files = prepare_data(args, args.work_dir)
+    hidden_size = json.loads((Path(args.model) / "config.json").read_text())["hidden_size"]
+    config = medtext_config(args, files, args.work_dir, hidden_size)
+    train = train_runs(args, files, config, args.work_dir, env)
+    checkpoint = str(next((args.work_dir / "runs/medtext/r0/checkpoints").glob("best*.ckpt")))
+    exported = export_checkpoint(checkpoint, str(args.work_dir / "exported_hf_model"))
+    predict = predict_runs(args, files, args.work_dir, env, checkpoint, exported)
+    summary = summarise(train, predict, a, b, peaks)
+    settings = {k: str(v) for k, v in vars(args).items()} | {"torch": torch.__version__, "flops_a": a, "flops_b": b,
+                                                             "train_abstracts_used": len(pd.read_csv(files["train"]))}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"settings": settings, "matmul_peak": peaks, "summary": summary,
+                               "runs": {"train": train, "predict": predict}}, indent=1) + "\n")
+    os.replace(tmp, args.out)
+    print_tables(summary, peaks)
+
+
+if __name__ == "__main__":
+    main()

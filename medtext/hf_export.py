@@ -1,0 +1,79 @@
+"""Export a classifier to a Hugging Face ``AutoModelForSequenceClassification`` folder.
+
+Works when the head is the sequence-classification head of BERT-family models: ``MLPHead`` with
+``pooling: cls``, ``hidden_dims: [hidden_size]`` and ``activation: tanh`` (the pooler's dense+tanh,
+then dropout and a linear classifier). The exported folder loads in ``transformers`` alone and
+gives the same logits, e.g. for ``pipeline("text-classification", model=folder)``.
+
+    python -m medtext.hf_export runs/x/version_0/checkpoints/last.ckpt exported_model/
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .encoders import load_tokenizer
+from .errors import MedtextError
+from .heads.mlp import MLPHead
+
+
+def _head_layers(head: nn.Module, hidden_size: int) -> tuple[nn.Linear, nn.Linear]:
+    linears = [m for m in getattr(head, "mlp", []) if isinstance(m, nn.Linear)]
+    tanh = [m for m in getattr(head, "mlp", []) if isinstance(m, nn.Tanh)]
+    if (not isinstance(head, MLPHead) or head.pooling != "cls" or len(linears) != 2 or len(tanh) != 1
+            or linears[0].out_features != hidden_size):
+        raise MedtextError("only an MLPHead with pooling cls, hidden_dims [hidden_size] and activation tanh "
+                           f"has a Hugging Face equivalent; this head is {head!r}")
+    return linears[0], linears[1]
+
+
+def to_sequence_classification(model) -> nn.Module:
+    """A ``transformers`` sequence-classification model with ``model``'s weights (a TextClassifier)."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = model.encoder.config.__class__.from_dict(model.encoder.config.to_dict())
+    names = list(model.label_names)
+    config.num_labels = len(names)
+    config.id2label, config.label2id = dict(enumerate(names)), {n: i for i, n in enumerate(names)}
+    config.problem_type = "multi_label_classification" if model.hparams.multi_label else "single_label_classification"
+    exported = AutoModelForSequenceClassification.from_config(config)
+    base = exported.base_model
+    pooler_dense = getattr(getattr(base, "pooler", None), "dense", None)
+    if pooler_dense is None or not isinstance(getattr(exported, "classifier", None), nn.Linear):
+        raise MedtextError(f"{type(exported).__name__} has no pooler + linear classifier to export into")
+    dense, classifier = _head_layers(model.head, config.hidden_size)
+    encoder_state = {k: v for k, v in model.encoder.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = base.load_state_dict(encoder_state, strict=False)
+    if unexpected or any(not k.startswith("pooler.") for k in missing):
+        raise MedtextError(f"encoder weights do not fit {type(base).__name__}: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        pooler_dense.load_state_dict(dense.state_dict())
+        exported.classifier.load_state_dict(classifier.state_dict())
+    return exported.eval()
+
+
+def export_checkpoint(ckpt_path: str, out_dir: str) -> Path:
+    """Write ``out_dir`` with the model (safetensors), its config and the tokenizer."""
+    from .classifier import TextClassifier
+
+    model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    out = Path(out_dir)
+    to_sequence_classification(model).save_pretrained(out)
+    load_tokenizer(model.hparams.encoder_name).save_pretrained(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("out_dir")
+    args = parser.parse_args()
+    print(f"wrote {export_checkpoint(args.checkpoint, args.out_dir)}")
+
+
+if __name__ == "__main__":
+    main()
