@@ -16,11 +16,13 @@ import sys
 from typing import Optional
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
 
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint
 from data_modules import AbstractsDataModule
 
 from .checkpoint_config import with_checkpoint_config
+from .checkpoint_io import StreamingCheckpointIO
 from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback
 from .errors import MedtextError
@@ -53,6 +55,14 @@ class MedtextCLI(LightningCLI):
         if self.subcommand == "fit":
             resolve_last(config)  # --ckpt_path last: the newest last.ckpt of this logger's runs
             resume_wandb_run(config)  # --ckpt_path continues the checkpoint's W&B run
+
+    def instantiate_trainer(self, **kwargs):
+        """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO."""
+        plugins = self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(StreamingCheckpointIO())
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
 
     def after_fit(self) -> None:
         config = self.config[self.subcommand]

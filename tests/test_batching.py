@@ -10,7 +10,7 @@ from conftest import write
 from data_helpers import words
 from data_modules import AbstractsDataModule
 from data_modules.batching import EncodedAbstracts, PadCollator
-from data_modules.sampling import TrainingSampler
+from data_modules.sampling import LengthSortedSampler, TrainingSampler
 from data_modules.token_cache import TokenizedTexts
 
 
@@ -176,3 +176,12 @@ def test_train_loader_with_bucketing_pads_per_batch(tiny_encoder, tmp_path):
     assert sorted(seen) == sorted(module.datasets["train"].indices.tolist())
     assert len(seen) == 32
     assert not set(seen) & set(module.datasets["val"].indices.tolist())
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_evaluation_sampler_visits_each_abstract_once_longest_first(world_size):
+    lengths = np.random.default_rng(0).integers(1, 300, size=101)
+    shards = [list(LengthSortedSampler(lengths, world_size, rank)) for rank in range(world_size)]
+    assert sorted(i for shard in shards for i in shard) == list(range(101))
+    for shard in shards:
+        assert all(lengths[a] >= lengths[b] for a, b in zip(shard, shard[1:]))

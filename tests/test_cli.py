@@ -9,6 +9,7 @@ import torch
 
 from cli_helpers import run, tiny_config
 from medtext import TextClassifier
+from medtext.checkpoint_io import StreamingCheckpointIO
 from medtext.cli import main
 
 SYNTHETIC = {"num_train": 80, "num_val": 30, "num_test": 25}
@@ -30,6 +31,7 @@ def read_predictions(path: Path) -> list[dict]:
 def test_fit_writes_checkpoints_and_test_report(fitted):
     log_dir = Path(fitted.trainer.log_dir)
     assert (log_dir / "checkpoints" / "best.ckpt").is_file() and (log_dir / "checkpoints" / "last.ckpt").is_file()
+    assert isinstance(fitted.trainer.strategy.checkpoint_io, StreamingCheckpointIO)  # wrote them, streaming
     metrics = json.loads((log_dir / "test_metrics.json").read_text())
     names = fitted.datamodule.label_names
     assert len(names) == 5 and fitted.model.label_names == names

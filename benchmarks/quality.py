@@ -1,0 +1,150 @@
+"""Test-set quality of a config over several seeds: mean, std and a bootstrap 95% interval.
+
+    python benchmarks/holdout.py ../shared/data/medical_abstracts benchmarks/work/ma_holdout
+    python benchmarks/quality.py --config configs/medical_abstracts/minilm_mlp.yaml \\
+        --data-dir benchmarks/work/ma_holdout --test benchmarks/work/ma_holdout/medical_tc_test.csv \\
+        --seeds 3 -- --trainer.max_epochs 1
+
+For each seed: ``python -m medtext fit --config C --data.data_dir D --data.test_file T
+--seed_everything S --test_after_fit true`` (arguments after ``--`` are passed on), then the best
+checkpoint predicts the test file in this process. Reports macro-F1, micro-F1, accuracy (exact
+match for multi-label) and per-class F1: mean and std over seeds, and a 95% interval from
+resampling the test abstracts (the same resamples for every seed; the statistic is the seed mean).
+The medtext test metrics of each run are checked against this process's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torchmetrics.functional import classification as tmc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from medtext import TextClassifier  # noqa: E402
+from medtext.checkpoint_config import CHECKPOINT_KEY  # noqa: E402
+
+
+def fit(args, seed: int, name: str) -> Path:
+    command = [sys.executable, "-m", "medtext", "fit", "--config", str(args.config), "--seed_everything", str(seed),
+               "--data.init_args.test_file", str(args.test), "--test_after_fit", "true",
+               "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(args.runs),
+               "--trainer.logger.init_args.name", name, "--trainer.logger.init_args.version", f"seed{seed}"]
+    if args.data_dir:
+        command += ["--data.init_args.data_dir", str(args.data_dir)]
+    command += args.extra
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+    return args.runs / name / f"seed{seed}"
+
+
+def predict_test(run_dir: Path, test_file: Path, precision: str):
+    """(probabilities, predictions, gold labels, label names, multi_label) of the best checkpoint."""
+    checkpoint = next((run_dir / "checkpoints").glob("best*.ckpt"))
+    model = TextClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    data = torch.load(checkpoint, map_location="cpu", weights_only=True)[CHECKPOINT_KEY]
+    module, _, cls = data["class_path"].rpartition(".")
+    datamodule = getattr(importlib.import_module(module), cls)(
+        **{**data["init_args"], "test_file": str(test_file), "tokenizer_name": model.hparams.encoder_name})
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    trainer = pl.Trainer(accelerator="cpu", devices=1, precision=precision, logger=False,
+                         enable_progress_bar=False, enable_checkpointing=False)
+    outputs = trainer.predict(model, dataloaders=datamodule.test_dataloader())
+    index = torch.cat([o["index"] for o in outputs])
+    probabilities = torch.cat([o["probabilities"] for o in outputs]).float()[torch.argsort(index)]
+    gold = torch.as_tensor(datamodule.datasets["test"].labels)[torch.sort(index).values]
+    predictions = model.task.predictions(probabilities, model.thresholds)
+    return predictions, gold, list(model.label_names), bool(model.hparams.multi_label)
+
+
+def scores(pred: torch.Tensor, gold: torch.Tensor, n: int, multi_label: bool) -> dict[str, np.ndarray]:
+    if multi_label:
+        f1 = lambda avg: tmc.multilabel_f1_score(pred, gold, n, average=avg, zero_division=0)  # noqa: E731
+        accuracy = tmc.multilabel_exact_match(pred, gold, n)
+    else:
+        f1 = lambda avg: tmc.multiclass_f1_score(pred, gold, n, average=avg, zero_division=0)  # noqa: E731
+        accuracy = tmc.multiclass_accuracy(pred, gold, n, average="micro")
+    return {"macro_f1": f1("macro").numpy(), "micro_f1": f1("micro").numpy(), "accuracy": accuracy.numpy(),
+            "per_class_f1": f1("none").numpy()}
+
+
+def summarise(runs: list[tuple], names: list[str], multi_label: bool, resamples: int) -> dict:
+    gold = runs[0][1]
+    per_seed = [scores(pred, gold, len(names), multi_label) for pred, _ in runs]
+    rng = np.random.default_rng(0)
+    boot: dict[str, list] = {k: [] for k in per_seed[0]}
+    for _ in range(resamples):
+        rows = torch.as_tensor(rng.integers(0, len(gold), len(gold)))
+        sampled = [scores(pred[rows], gold[rows], len(names), multi_label) for pred, _ in runs]
+        for key in boot:
+            boot[key].append(np.mean([s[key] for s in sampled], axis=0))
+    result = {}
+    for key in per_seed[0]:
+        values = np.stack([s[key] for s in per_seed])
+        low, high = np.percentile(np.stack(boot[key]), [2.5, 97.5], axis=0)
+        entry = {"mean": values.mean(0), "std": values.std(0, ddof=1) if len(runs) > 1 else np.zeros_like(values[0]),
+                 "ci95": [low, high], "per_seed": values}
+        if key == "per_class_f1":
+            result[key] = {name: {k: (v[:, i] if k == "per_seed" else [v[0][i], v[1][i]] if k == "ci95" else v[i])
+                                  for k, v in entry.items()} for i, name in enumerate(names)}
+        else:
+            result[key] = entry
+    return json.loads(json.dumps(result, default=lambda x: np.asarray(x).tolist()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--test", type=Path, required=True, help="held-out test file, in the data module's format")
+    parser.add_argument("--data-dir", type=Path, help="passed as --data.data_dir (training and validation files)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=42)
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks/work/quality_runs")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("extra", nargs="*", help="more medtext fit arguments, after --")
+    args = parser.parse_args()
+    args.config, args.test = args.config.resolve(), args.test.resolve()
+    args.data_dir = args.data_dir.resolve() if args.data_dir else None
+    name = args.config.stem + "_" + args.config.parent.name
+    runs, checks = [], []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        run_dir = fit(args, seed, name)
+        precision = next((a.split("=", 1)[-1] for a in args.extra if a.startswith("--trainer.precision")), None)
+        pred, gold, names, multi_label = predict_test(run_dir, args.test, precision or "32-true")
+        runs.append((pred, gold))
+        logged = json.loads((run_dir / "test_metrics.json").read_text())
+        mine = scores(pred, gold, len(names), multi_label)
+        checks.append({"seed": seed, "medtext_test_macro_f1": logged.get("test/macro_f1"),
+                       "recomputed_macro_f1": float(mine["macro_f1"])})
+    result = {"settings": {"config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT) else str(args.config),
+                           "test_file": str(args.test), "data_dir": str(args.data_dir), "seeds": list(range(
+                               args.first_seed, args.first_seed + args.seeds)), "extra": args.extra,
+                           "test_abstracts": len(runs[0][1]), "resamples": args.resamples, "torch": torch.__version__},
+              "checks": checks, **summarise(runs, names, multi_label, args.resamples)}
+    out = args.out or ROOT / "benchmarks/results" / f"quality_{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".tmp").write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(out.with_suffix(".tmp"), out)
+    print(f"\n{result['settings']['config']}: {len(runs)} seeds, {len(runs[0][1])} test abstracts -> {out}")
+    print("| metric | mean | std | bootstrap 95% CI |\n| --- | --- | --- | --- |")
+    rows = [(k, result[k]) for k in ("macro_f1", "micro_f1", "accuracy")]
+    rows += [(f"F1 {n}", v) for n, v in result["per_class_f1"].items()]
+    for key, v in rows:
+        print(f"| {key} | {v['mean']:.4f} | {v['std']:.4f} | {v['ci95'][0]:.4f}–{v['ci95'][1]:.4f} |")
+    print("checks (medtext test vs recomputed macro-F1):", checks)
+
+
+if __name__ == "__main__":
+    main()
