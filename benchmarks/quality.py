@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import yaml
 from torchmetrics.functional import classification as tmc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def predict_test(run_dir: Path, test_file: Path, precision: str):
     probabilities = torch.cat([o["probabilities"] for o in outputs]).float()[torch.argsort(index)]
     gold = torch.as_tensor(datamodule.datasets["test"].labels)[torch.sort(index).values]
     predictions = model.task.predictions(probabilities, model.thresholds)
-    return predictions, gold, list(model.label_names), bool(model.hparams.multi_label)
+    return predictions.long(), gold.long(), list(model.label_names), bool(model.hparams.multi_label)
 
 
 def scores(pred: torch.Tensor, gold: torch.Tensor, n: int, multi_label: bool) -> dict[str, np.ndarray]:
@@ -121,8 +122,8 @@ def main() -> None:
     runs, checks = [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         run_dir = fit(args, seed, name)
-        precision = next((a.split("=", 1)[-1] for a in args.extra if a.startswith("--trainer.precision")), None)
-        pred, gold, names, multi_label = predict_test(run_dir, args.test, precision or "32-true")
+        precision = yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["precision"]  # as the fit ran
+        pred, gold, names, multi_label = predict_test(run_dir, args.test, str(precision))
         runs.append((pred, gold))
         logged = json.loads((run_dir / "test_metrics.json").read_text())
         mine = scores(pred, gold, len(names), multi_label)

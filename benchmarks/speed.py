@@ -65,7 +65,8 @@ def medtext_config(args, files: dict, work: Path, hidden_size: int) -> Path:
     config["data"] = {"class_path": "data_modules.AbstractsDataModule", "init_args": {
         "train_file": files["train"], "val_file": files["val"], "text_column": TEXT, "label_column": LABEL,
         "labels_file": files["labels"], "max_length": args.max_length, "batch_size": args.batch_size,
-        "eval_batch_size": args.batch_size, "bucket_by_length": True}}
+        "eval_batch_size": args.batch_size, "bucket_by_length": True,
+        "pad_to_multiple_of": config["data"]["init_args"]["pad_to_multiple_of"]}}
     path = work / "medtext_speed.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

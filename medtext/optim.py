@@ -36,9 +36,9 @@ def split_attention(head: nn.Module) -> tuple[list, list]:
 
 
 def adamw_with_linear_warmup(groups: list[dict], total_steps: int, warmup_ratio: float) -> dict:
-    """AdamW (fused on CUDA) and a per-step linear warm-up then linear decay to zero."""
-    fused = all(p.is_cuda for g in groups for p in g["params"])
-    optimizer = torch.optim.AdamW(groups, fused=fused or None)
+    """AdamW (fused on CUDA and CPU: one kernel per step) and a linear warm-up then linear decay to zero."""
+    devices = {p.device.type for g in groups for p in g["params"]}
+    optimizer = torch.optim.AdamW(groups, fused=True if devices in ({"cuda"}, {"cpu"}) else None)
     total_steps = max(1, int(total_steps))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
