@@ -85,46 +85,49 @@ def timer_callback(out: Path) -> str:
     return "--trainer.callbacks+=" + json.dumps({"class_path": "step_timer.LightningStepTimer", "init_args": {"out": str(out)}})
 
 
+def interleaved(repeats: int, first: str, second: str):
+    """(repeat, system) in A/B, B/A, A/B ... order, so drift of the machine cancels."""
+    for repeat in range(repeats):
+        for system in ((first, second) if repeat % 2 == 0 else (second, first)):
+            yield repeat, system
+
+
 def train_runs(args, files, config, work, env) -> dict[str, list[dict]]:
     results: dict[str, list[dict]] = {"medtext": [], "hf_trainer": []}
-    for repeat in range(args.repeats):
-        order = ["medtext", "hf_trainer"] if repeat % 2 == 0 else ["hf_trainer", "medtext"]
-        for system in order:
-            out = work / f"train_{system}_{repeat}.json"
-            if system == "medtext":
-                command = [sys.executable, "-m", "medtext", "fit", "--config", str(config), timer_callback(out),
-                           "--trainer.logger.init_args.version", f"r{repeat}",
-                           "--data.init_args.cache_dir", str(work / f"cache_{system}_{repeat}")]
-            else:
-                command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "train", "--model", args.model,
-                           "--train", files["train"], "--val", files["val"], "--out", str(out),
-                           "--output-dir", str(work / "hf_output"), "--max-length", str(args.max_length),
-                           "--batch-size", str(args.batch_size), "--precision", args.precision]
-            results[system].append(run(command, env, out))
+    for repeat, system in interleaved(args.repeats, "medtext", "hf_trainer"):
+        out = work / f"train_{system}_{repeat}.json"
+        if system == "medtext":
+            command = [sys.executable, "-m", "medtext", "fit", "--config", str(config), timer_callback(out),
+                       "--trainer.logger.init_args.version", f"r{repeat}",
+                       "--data.init_args.cache_dir", str(work / f"cache_{system}_{repeat}")]
+        else:
+            command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "train", "--model", args.model,
+                       "--train", files["train"], "--val", files["val"], "--out", str(out),
+                       "--output-dir", str(work / "hf_output"), "--max-length", str(args.max_length),
+                       "--batch-size", str(args.batch_size), "--precision", args.precision]
+        results[system].append(run(command, env, out))
     return results
 
 
 def predict_runs(args, files, work, env, checkpoint: str, exported: Path) -> dict[str, list[dict]]:
     results: dict[str, list[dict]] = {"medtext": [], "pipeline": []}
-    for repeat in range(args.repeats):
-        order = ["medtext", "pipeline"] if repeat % 2 == 0 else ["pipeline", "medtext"]
-        for system in order:
-            out = work / f"predict_{system}_{repeat}.json"
-            if system == "medtext":
-                predictions = work / f"predictions_{repeat}.csv"
-                command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
-                           "--data.init_args.predict_file", files["predict"], "--predictions.output_file", str(predictions),
-                           "--data.init_args.eval_batch_size", str(args.batch_size), "--trainer.logger", "false",
-                           "--data.init_args.cache_dir", str(work / f"cache_predict_{repeat}"),
-                           "--trainer.precision", args.precision, "--trainer.enable_progress_bar", "false"]
-                result = run(command, env, out)
-                result["labels"] = pd.read_csv(predictions)["label"].tolist()
-            else:
-                command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "predict", "--model", str(exported),
-                           "--texts", files["predict"], "--out", str(out), "--max-length", str(args.max_length),
-                           "--batch-size", str(args.batch_size), "--precision", args.precision]
-                result = run(command, env, out)
-            results[system].append(result)
+    for repeat, system in interleaved(args.repeats, "medtext", "pipeline"):
+        out = work / f"predict_{system}_{repeat}.json"
+        if system == "medtext":
+            predictions = work / f"predictions_{repeat}.csv"
+            command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
+                       "--data.init_args.predict_file", files["predict"], "--predictions.output_file", str(predictions),
+                       "--data.init_args.eval_batch_size", str(args.batch_size), "--trainer.logger", "false",
+                       "--data.init_args.cache_dir", str(work / f"cache_predict_{repeat}"),
+                       "--trainer.precision", args.precision, "--trainer.enable_progress_bar", "false"]
+            result = run(command, env, out)
+            result["labels"] = pd.read_csv(predictions)["label"].tolist()
+        else:
+            command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "predict", "--model", str(exported),
+                       "--texts", files["predict"], "--out", str(out), "--max-length", str(args.max_length),
+                       "--batch-size", str(args.batch_size), "--precision", args.precision]
+            result = run(command, env, out)
+        results[system].append(result)
     return results
 
 
