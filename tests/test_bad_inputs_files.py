@@ -96,16 +96,9 @@ def test_bad_utf8_when_inferring_labels(tiny_encoder, tmp_path):
 
 
 @pytest.mark.parametrize("name, data", [("train.csv", b""), ("train.tsv", b""), ("train.jsonl", b""),
-                                        ("train.csv", b"  \n\n")])
+                                        ("train.parquet", b""), ("train.csv", b"  \n\n")])
 def test_empty_file(tiny_encoder, tmp_path, name, data):
     path = write(tmp_path / name, data)
-    with pytest.raises(DataError) as err:
-        module(tiny_encoder, train_file=str(path), label_map={"x": "x", "y": "y"}).prepare_data()
-    check_message(err, path, contains="file is empty")
-
-
-def test_empty_parquet_file(tiny_encoder, tmp_path):
-    path = write(tmp_path / "train.parquet", b"")
     with pytest.raises(DataError) as err:
         module(tiny_encoder, train_file=str(path), label_map={"x": "x", "y": "y"}).prepare_data()
     check_message(err, path, contains="file is empty")
