@@ -15,8 +15,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def training_flops_per_abstract(model_dir: str, num_labels: int = 5, lengths=(64, 256)) -> tuple[float, float]:
-    """(a, b) with fwd+bwd FLOPs of one abstract of L tokens = a*L + b*L**2."""
+def training_flops_per_abstract(model_dir: str, num_labels: int = 5, lengths=(64, 256),
+                                backward: bool = True) -> tuple[float, float]:
+    """(a, b) with fwd+bwd (or, with ``backward=False``, forward) FLOPs of one abstract of L tokens = a*L + b*L**2."""
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -25,7 +26,9 @@ def training_flops_per_abstract(model_dir: str, num_labels: int = 5, lengths=(64
     for length in lengths:
         ids = torch.randint(1000, 2000, (1, length))
         with FlopCounterMode(display=False) as counter:
-            model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.zeros(1, dtype=torch.long)).loss.backward()
+            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.zeros(1, dtype=torch.long)).loss
+            if backward:
+                loss.backward()
         counts.append(counter.get_total_flops())
     (l1, l2), (f1, f2) = lengths, counts
     b = (f2 / l2 - f1 / l1) / (l2 - l1)
@@ -63,6 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     a, b = training_flops_per_abstract(args.model)
     print(f"fwd+bwd FLOPs per abstract of L tokens = {a:.4g}*L + {b:.4g}*L^2 (L=256: {(a * 256 + b * 256 ** 2) / 1e9:.2f} GFLOP)")
+    fa, fb = training_flops_per_abstract(args.model, backward=False)
+    print(f"forward FLOPs per abstract of L tokens = {fa:.4g}*L + {fb:.4g}*L^2")
     print(f"matmul peak fp32: {matmul_peak(torch.float32) / 1e9:.1f} GFLOP/s")
     if bf16_matmul_is_native():
         print(f"matmul peak bf16: {matmul_peak(torch.bfloat16) / 1e9:.1f} GFLOP/s")

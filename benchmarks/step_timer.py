@@ -3,7 +3,7 @@ inside the Hugging Face baseline (a data-collator wrapper plus a ``TrainerCallba
 
 Each records, per training step, the batch shape (abstracts, padded length) and the real
 (non-padding) tokens, and the wall-clock time at the end of the step; throughput counts the steps
-after ``warmup_steps``. Peak RSS is the process's ``ru_maxrss``. Results go to a JSON file.
+after ``warmup_steps``. Peak RSS is the process's ``VmHWM``. Results go to a JSON file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from pathlib import Path
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak resident memory: ``VmHWM``, not ``ru_maxrss``, which on Linux carries the
+    parent's peak over ``fork`` + ``exec`` (every run would be floored at the harness's own size)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024  # KiB
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 class StepLog:
@@ -68,6 +74,7 @@ try:  # the medtext side
         def on_predict_end(self, trainer, pl_module) -> None:
             self.steps.extra["predict_seconds"] = time.perf_counter() - self.steps.started  # includes tokenization
             self.steps.extra["predict_abstracts"] = sum(s[0] for s in self.steps.shapes)
+            self.steps.extra["predict_shapes"] = list(self.steps.shapes)
 
         def on_validation_end(self, trainer, pl_module) -> None:
             if not trainer.sanity_checking and "val/macro_f1" in trainer.callback_metrics:

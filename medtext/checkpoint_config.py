@@ -53,7 +53,8 @@ def with_checkpoint_config(args: list[str]) -> list[str]:
     if not ckpt_path or not Path(ckpt_path).is_file():
         return args
     try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        # mmap: only the hyperparameters are read, not the weights and optimizer state
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is one clear error
         raise MedtextError(f"{ckpt_path}: cannot read checkpoint: {err}") from None
     hparams = dict(checkpoint.get("hyper_parameters", {}))

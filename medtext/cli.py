@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Optional
+
+import torch
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
@@ -45,6 +48,27 @@ class MedtextCLI(LightningCLI):
             self.config = parser.parse_args(with_checkpoint_config(list(sys.argv[1:] if args is None else args)))
         else:
             super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's, but reading only the checkpoint's hyperparameters (memory-mapped), not loading
+        all of its weights and optimizer state into RAM to do so."""
+        if not self.config.get("subcommand"):
+            return
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write("Parsing of ckpt_path hyperparameters failed!\n")
+            raise
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]

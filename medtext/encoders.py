@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Optional
 
 from .errors import EncoderLoadError
 
@@ -44,12 +45,35 @@ def _load_error(name: str, what: str, err: Exception) -> EncoderLoadError:
     return EncoderLoadError(f"cannot load the {what} {hint}")
 
 
-def load_encoder(name: str):
-    """``transformers.AutoModel`` for ``name`` (hub id or folder); never runs remote code."""
+# the config attribute that holds dropout on attention probabilities, by architecture family
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def attention_dropout_overrides(name: str, attention_dropout: Optional[float]) -> dict[str, float]:
+    """Config overrides that set the attention-probability dropout of encoder ``name`` (``None``: keep)."""
+    if attention_dropout is None:
+        return {}
+    if not 0.0 <= attention_dropout < 1.0:
+        raise ValueError(f"attention_dropout must be in [0, 1), got {attention_dropout}")
+    config = load_encoder_config(name)
+    keys = [key for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)]
+    if not keys:
+        raise EncoderLoadError(f"cannot set attention_dropout: the config of {name!r} ({type(config).__name__}) "
+                               f"has none of {', '.join(ATTENTION_DROPOUT_KEYS)}; leave attention_dropout unset")
+    return {key: float(attention_dropout) for key in keys}
+
+
+def load_encoder(name: str, attention_dropout: Optional[float] = None):
+    """``transformers.AutoModel`` for ``name`` (hub id or folder); never runs remote code.
+
+    ``attention_dropout`` replaces the encoder's dropout on attention probabilities (``None`` keeps
+    it). At 0, PyTorch's fused scaled-dot-product attention kernel also serves training on CPU.
+    """
     from transformers import AutoModel
 
+    overrides = attention_dropout_overrides(name, attention_dropout)
     try:
-        return AutoModel.from_pretrained(resolve_encoder_path(name), trust_remote_code=False)
+        return AutoModel.from_pretrained(resolve_encoder_path(name), trust_remote_code=False, **overrides)
     except (OSError, ValueError) as err:
         raise _load_error(name, "encoder", err) from err
 

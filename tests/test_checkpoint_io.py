@@ -24,3 +24,28 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
+
+
+def test_loaded_checkpoint_is_memory_mapped_and_private(tmp_path):
+    path = tmp_path / "best.ckpt"
+    io = StreamingCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.arange(6.0)}, "epoch": 1}, path)
+    loaded = io.load_checkpoint(path)
+    assert torch.equal(loaded["state_dict"]["w"], torch.arange(6.0))
+    loaded["state_dict"]["w"].mul_(10)  # e.g. AdamW updating a restored moment in place
+    io.save_checkpoint({"state_dict": {"w": torch.ones(6)}, "epoch": 2}, path)  # a newer last.ckpt
+    assert torch.equal(loaded["state_dict"]["w"], 10 * torch.arange(6.0)), "the old mapping survives the rename"
+    assert torch.equal(torch.load(path, weights_only=True)["state_dict"]["w"], torch.ones(6))
+
+
+def test_loaded_tensors_never_write_back_to_the_file(tmp_path):
+    path = tmp_path / "best.ckpt"
+    io = StreamingCheckpointIO()
+    io.save_checkpoint({"w": torch.arange(4.0)}, path)
+    io.load_checkpoint(path)["w"].add_(1)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(4.0))
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        StreamingCheckpointIO().load_checkpoint(tmp_path / "missing.ckpt")
