@@ -48,7 +48,7 @@ class TextClassifier(pl.LightningModule):
         gradient_checkpointing: trade compute for memory in the encoder.
         attention_dropout: dropout on the encoder's attention probabilities; ``None`` keeps the
             encoder's own (0.1 in BERTs). At 0, training uses PyTorch's fused attention kernel,
-            which on CPU has no dropout: a training step of MiniLM is about 1.7x faster (BENCHMARKS.md).
+            which on CPU has no dropout: MiniLM trains about 1.6x faster (BENCHMARKS.md).
     """
 
     def __init__(self, encoder_name: str, label_names: Sequence[str] = (), head: HeadFactory = MLPHead,
