@@ -25,7 +25,6 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-
 def test_loaded_checkpoint_is_memory_mapped_and_private(tmp_path):
     path = tmp_path / "best.ckpt"
     io = StreamingCheckpointIO()
