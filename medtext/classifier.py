@@ -15,6 +15,7 @@ from typing import Literal, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import CatMetric, MeanMetric
 
 from .checkpoint_config import CHECKPOINT_KEY, data_config_for_checkpoint
@@ -25,6 +26,7 @@ from .metrics import flatten
 from .optim import adamw_with_linear_warmup, parameter_groups, split_attention
 from .tasks import MultiLabelTask, SingleLabelTask
 from .thresholds import tune_thresholds
+from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
 
 
 class TextClassifier(pl.LightningModule):
@@ -78,6 +80,7 @@ class TextClassifier(pl.LightningModule):
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # exact under DDP: sums and counts
         self.val_probabilities, self.val_targets = CatMetric(), CatMetric()
         self.results: dict[str, dict] = {}  # stage -> last epoch's computed metrics, for callbacks
+        self.unused_parameters: list[str] = []  # found by setup("fit"); they never train
 
     def _init_label_descriptions(self, encoder_name: str, descriptions: Sequence[str], encoding: str) -> None:
         if len(descriptions) != len(self.label_names):
@@ -111,9 +114,29 @@ class TextClassifier(pl.LightningModule):
         return self.head.forward_with_attention(states, attention_mask, self.label_states())
 
     # ------------------------------------------------------------------ steps
+    def setup(self, stage: str) -> None:
+        """Before fitting (and before DDP wraps the model): parameters the loss never reaches, such
+        as the encoder's pooler, stop requiring gradients, so DDP needs no unused-parameter search."""
+        if stage != "fit":
+            return
+        unused = freeze_unused_parameters(self, self._probe_loss)
+        if unused:
+            rank_zero_info(f"not trained (no head reads them): {', '.join(unused)}")
+        self.unused_parameters += [name for name in unused if name not in self.unused_parameters]
+        if self.hparams.freeze_encoder_epochs > 0:
+            find_unused_parameters_while_frozen(self.trainer.strategy, "freeze_encoder_epochs")
+
+    def _probe_loss(self) -> torch.Tensor:
+        """A scalar that depends on every parameter a training step uses: one 4-token abstract."""
+        device = next(self.parameters()).device
+        input_ids = torch.arange(1, 1 + min(4, self.encoder.config.vocab_size - 1), device=device).unsqueeze(0)
+        return self(input_ids, torch.ones_like(input_ids)).float().sum()
+
     def on_train_epoch_start(self) -> None:
         frozen = self.current_epoch < self.hparams.freeze_encoder_epochs
-        self.encoder.requires_grad_(not frozen)
+        for name, parameter in self.encoder.named_parameters():
+            if f"encoder.{name}" not in self.unused_parameters:
+                parameter.requires_grad_(not frozen)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.task.loss(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
