@@ -1,10 +1,12 @@
-"""Print per-class results after fit and test; save the test report in the run's log directory."""
+"""Print per-class results after fit, validate and test (medtext's one summary: the CLI turns
+Lightning's metric table off); save the test report in the run's log directory."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 from rich.console import Console
 from rich.table import Table
 
@@ -32,23 +34,32 @@ def print_table(title: str, rows: list[dict], summary: dict[str, float]) -> None
     for row in rows:
         table.add_row(row["class"], *(f"{row[c]:.4f}" for c in ("precision", "recall", "f1")), str(row["support"]))
     Console().print(table)
-    Console().print("  ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    Console().print("  ".join(f"{k} {v:.4f}" for k, v in summary.items()), soft_wrap=True)
 
 
 class ClassificationReport(pl.Callback):
-    """After ``fit``: the last validation epoch's per-class table. After ``test``: the table, and
-    ``test_metrics.json``, ``test_per_class.csv``, ``test_confusion_matrix.csv`` and ``.png``
-    written atomically in the run's log directory."""
+    """After ``fit``: the last validation epoch's per-class table. After ``validate``: the table.
+    After ``test``: the table, and ``test_metrics.json``, ``test_per_class.csv``,
+    ``test_confusion_matrix.csv`` and ``.png`` written atomically in the run's log directory."""
 
-    def _summary(self, stage: str, results: dict) -> dict[str, float]:
-        return {f"{stage}/{k}": float(results[k]) for k in ("accuracy", "exact_match", "macro_f1", "micro_f1")
-                if k in results}
+    def _summary(self, trainer: pl.Trainer, stage: str, results: dict) -> dict[str, float]:
+        summary = {f"{stage}/{k}": float(results[k]) for k in ("accuracy", "exact_match", "macro_f1", "micro_f1")
+                   if k in results}
+        if f"{stage}/loss" in trainer.callback_metrics:
+            summary[f"{stage}/loss"] = float(trainer.callback_metrics[f"{stage}/loss"])
+        return summary
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = getattr(pl_module, "results", {}).get("val")
         if trainer.is_global_zero and results is not None and not trainer.sanity_checking:
             print_table("validation (last epoch)", per_class_table(results, pl_module.label_names),
-                        self._summary("val", results))
+                        self._summary(trainer, "val", results))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        results = getattr(pl_module, "results", {}).get("val")
+        if trainer.is_global_zero and results is not None and trainer.state.fn == TrainerFn.VALIDATING:
+            print_table("validation", per_class_table(results, pl_module.label_names),
+                        self._summary(trainer, "val", results))
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = getattr(pl_module, "results", {}).get("test")
@@ -66,5 +77,5 @@ class ClassificationReport(pl.Callback):
         else:
             write_label_confusion_csv(out / "test_confusion_matrix.csv", matrix, names)
             plot_label_confusion_png(out / "test_confusion_matrix.png", matrix, names, "test confusion per label")
-        print_table("test", rows, self._summary("test", results))
+        print_table("test", rows, self._summary(trainer, "test", results))
         print(f"test report written to {out}")

@@ -28,7 +28,7 @@ from medtext.errors import DataError
 
 from .batching import EncodedAbstracts, PadCollator
 from .label_set import LabelSet
-from .labels import warn_conflicting_duplicates
+from .labels import warn_conflicting_duplicates, warn_empty_classes
 from .readers import read_table, read_texts, require_column
 from .sampling import LengthSortedSampler, TrainingSampler
 from .splits import stratified_split
@@ -45,19 +45,31 @@ class AbstractsDataModule(pl.LightningDataModule):
     """Abstracts classification data, single-label or multi-label.
 
     Args:
-        train_file, val_file, test_file, predict_file: data files (format from the suffix, or
-            ``file_format``). Without ``val_file``, a seeded stratified ``val_fraction`` of train.
-        text_column, label_column, id_column: column names; rows are identified by ``id_column``
-            in predictions, else by their 1-based row number.
+        train_file: training data (CSV, TSV, JSON Lines or Parquet; format from the suffix).
+        val_file: validation data; without it, a seeded stratified ``val_fraction`` of train.
+        test_file: test data, for ``test`` and ``fit --test_after_fit true``.
+        predict_file: abstracts to label with ``predict``.
+        text_column: column holding the abstract's text.
+        label_column: column holding the label (single-label, or lists with ``label_delimiter``).
+        id_column: column that identifies rows in predictions (default: 1-based row number).
         label_columns: multi-label, one 0/1 column per label (e.g. HoC's ``label-1`` ... ``label-a``).
         label_delimiter: multi-label, ``label_column`` holds lists such as ``a;b`` (empty: no label).
+        file_format: ``csv``, ``tsv``, ``jsonl`` or ``parquet``, when the suffix does not tell.
         labels_file: two-column CSV/TSV (label value, class name) or JSON ``{value: name}``; a
             name written ``"Name: description"`` also gives the description.
         label_map: ``{label value: class name}`` given inline (wins over ``labels_file``).
         descriptions_file: ``{label value or class name: description}`` (JSON or two columns), for
             heads that read label descriptions; default: the labels file's, else the class names.
+        val_fraction: share of train held out for validation when there is no ``val_file``.
+        split_seed: seed of that validation split.
         tokenizer_name: set from ``model.encoder_name`` by the CLI.
+        max_length: abstracts are truncated to this many tokens.
+        batch_size: training batch size.
+        eval_batch_size: batch size of validation, test and predict (default: ``batch_size``).
         bucket_by_length: batch abstracts of similar length together when training.
+        pad_to_multiple_of: pad each batch's length to a multiple of this (fewer distinct shapes).
+        num_workers: data loader worker processes.
+        cache_dir: token cache folder (default: ``$MEDTEXT_CACHE_DIR`` or ``~/.cache/medtext``).
     """
 
     def __init__(self, train_file: Optional[str] = None, val_file: Optional[str] = None,
@@ -95,10 +107,27 @@ class AbstractsDataModule(pl.LightningDataModule):
         """The data files by split; recipes override this to locate or download them."""
         return self.files
 
+    def split_file(self, split: str) -> Optional[str]:
+        """The file of ``split``: as given (``<split>_file``), else the recipe's (``resolve_files``).
+        A given file needs no recipe folder: a checkpoint predicts on any machine."""
+        if split == "predict":  # recipes bring no predict file
+            return self.files["predict"]
+        return self.files.get(split) or self.resolve_files().get(split)
+
     @property
     def label_map(self) -> dict[str, str]:
         """Ordered ``{label value: class name}``; class id ``i`` is entry ``i``."""
-        return self.labels.resolve(self.resolve_files().get("train"), self.file_format)
+        train = None if self.labels.map is not None else self.split_file("train")
+        return self.labels.resolve(train, self.file_format)
+
+    def align_labels(self, reference: dict[str, str], source: str = "the checkpoint") -> None:
+        """Make the classes and their order ``reference``'s (a trained model's ``{value: name}``).
+
+        This data's own label set, if it has one, must hold the same class names (in any order);
+        its label values are kept and mapped by name. Without one, ``reference`` is the label set.
+        """
+        own = self.label_map if self.labels.has_own_labels() or self.split_file("train") else None
+        self.labels.align(own, reference, source)
 
     @property
     def label_names(self) -> list[str]:
@@ -132,12 +161,13 @@ class AbstractsDataModule(pl.LightningDataModule):
         """Read, validate and tokenize one split's file (memoised)."""
         if split in self._splits:
             return self._splits[split]
-        path = self.resolve_files()[split]
+        path = self.split_file(split)
         frame = read_table(path, self.file_format)
         texts = read_texts(frame, path, self.text_column)
         labels = None if split == "predict" else self.read_labels(frame, path)
         if split == "train":
             warn_conflicting_duplicates(texts, labels, path)
+            warn_empty_classes(labels, self.label_map, path)
         row_ids = (require_column(frame, path, self.id_column, "id").tolist() if self.id_column
                    else [str(i) for i in range(1, len(frame) + 1)])
         content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
@@ -148,22 +178,38 @@ class AbstractsDataModule(pl.LightningDataModule):
         self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
         return self._splits[split]
 
+    def input_columns(self, split: str, columns: list[str]) -> dict[str, list[str]]:
+        """Other columns of a split's file, as read (strings), e.g. to copy into predictions."""
+        path = self.split_file(split)
+        frame = read_table(path, self.file_format)
+        return {column: require_column(frame, path, column, "kept").tolist() for column in columns}
+
     def splits_for(self, stage: Optional[str]) -> list[str]:
         """The configured splits a stage reads; ``fit`` also checks test so a later test cannot fail."""
-        files = self.resolve_files()
-        wanted = {"fit": ("train", "val", "test"), "validate": ("val",) if files.get("val") else ("train",),
-                  "test": ("test",), "predict": ("predict",)}.get(stage or "", tuple(files))
-        return [split for split in wanted if files.get(split)]
+        if stage == "validate":
+            wanted: tuple = ("val",) if self.split_file("val") else ("train",)
+        else:
+            wanted = {"fit": ("train", "val", "test"), "test": ("test",), "predict": ("predict",)}.get(
+                stage or "", tuple(self.files))
+        return [split for split in wanted if self.split_file(split)]
+
+    def _follow_model_classes(self) -> None:
+        """Labels are encoded in the attached model's class order (a checkpoint's is the truth)."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        names = list(getattr(model, "label_names", None) or [])
+        if names and (not self.labels.map or list(self.labels.map.values()) != names):
+            self.align_labels({name: name for name in names}, "the model")
 
     def prepare_data(self) -> None:
         """Validate and tokenize the stage's files before any training starts (once per node)."""
+        self._follow_model_classes()
         stage = self.trainer.state.fn if self.trainer is not None else None
         for split in self.splits_for(getattr(stage, "value", stage)):
             self.load_split(split)
 
     def setup(self, stage: str) -> None:
-        files = self.resolve_files()
-        if stage in ("fit", "validate") and not files.get("val") and files.get("train"):
+        self._follow_model_classes()
+        if stage in ("fit", "validate") and not self.split_file("val") and self.split_file("train"):
             train = self.load_split("train")
             train_idx, val_idx = stratified_split(train["labels"], self.val_fraction, self.split_seed)
             self.datasets["train"] = EncodedAbstracts(train["tokens"], train["labels"], train_idx)
@@ -171,7 +217,7 @@ class AbstractsDataModule(pl.LightningDataModule):
             self.val_row_ids = train["row_ids"]
             return
         for split in STAGE_FILES[stage]:
-            if not files.get(split):
+            if not self.split_file(split):
                 raise DataError(f"the {stage} stage needs data.{split}_file")
             data = self.load_split(split)
             self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])

@@ -30,27 +30,37 @@ def find_labels_file(folder: Path) -> Path:
 
 
 class HoCDataModule(AbstractsDataModule):
-    """Hallmarks of Cancer from ``data_dir``; ``test_file`` (same format) overrides ``hoc_test.csv``.
-    Other arguments as in :class:`AbstractsDataModule`."""
+    """Hallmarks of Cancer (10 labels, multi-label). Other arguments as in :class:`AbstractsDataModule`.
 
-    def __init__(self, data_dir: str, test_file: Optional[str] = None, predict_file: Optional[str] = None, descriptions_file: Optional[str] = None,
-                 tokenizer_name: str = "bert-base-uncased", max_length: int = 512, batch_size: int = 16,
-                 eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
-                 pad_to_multiple_of: Optional[int] = None, num_workers: int = 0, cache_dir: Optional[str] = None,
-                 label_map: Optional[dict[str, str]] = None):
-        folder = Path(data_dir)
-        if not folder.is_dir():
+    Files given explicitly (``test_file``: a held-out file in the same format) win over ``data_dir``'s.
+    Without ``data_dir`` (predicting with a checkpoint elsewhere), the label columns are the keys of
+    ``label_map``.
+
+    Args:
+        data_dir: folder with ``hoc_train.csv``, ``hoc_val.csv``, optional ``hoc_test.csv`` and
+            ``labels.json``.
+        text_column: the abstract's column (HoC's has an empty header).
+        label_columns: the 0/1 label columns; default: the keys of ``labels.json``.
+        labels_file: ``{label column: "Name: description"}``; default: ``data_dir``'s ``labels.json``.
+    """
+
+    def __init__(self, data_dir: Optional[str] = None, text_column: str = "",
+                 label_columns: Optional[list[str]] = None, labels_file: Optional[str] = None, **kwargs):
+        self.folder = Path(data_dir) if data_dir else None
+        found = str(find_labels_file(self.folder)) if self.folder is not None and self.folder.is_dir() else None
+        labels = labels_file or found
+        columns = label_columns or (list(load_label_texts(labels)) if labels else list(kwargs.get("label_map") or []))
+        if not columns:
+            raise DataError(f"{data_dir}: data_dir not found; it should hold {', '.join(SPLITS.values())} "
+                            "and labels.json")
+        super().__init__(text_column=text_column, label_columns=columns, labels_file=labels, **kwargs)
+        self.save_hyperparameters()
+
+    def resolve_files(self) -> dict[str, Optional[str]]:
+        folder = self.folder
+        if folder is None or not folder.is_dir():
             raise DataError(f"{folder}: data_dir not found; it should hold {', '.join(SPLITS.values())} and labels.json")
-        labels_file = find_labels_file(folder)
         files = {split: str(folder / name) if (folder / name).is_file() else None for split, name in SPLITS.items()}
-        files["test"] = test_file or files["test"]
         if files["train"] is None:
             raise DataError(f"{folder}: {SPLITS['train']} not found")
-        super().__init__(train_file=files["train"], val_file=files["val"], test_file=files["test"],
-                         predict_file=predict_file, text_column="", file_format="tsv",
-                         label_columns=list(load_label_texts(labels_file)), labels_file=str(labels_file),
-                         label_map=label_map, descriptions_file=descriptions_file, tokenizer_name=tokenizer_name,
-                         max_length=max_length, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         bucket_by_length=bucket_by_length, pad_to_multiple_of=pad_to_multiple_of,
-                         num_workers=num_workers, cache_dir=cache_dir)
-        self.save_hyperparameters()
+        return {**files, "predict": None}

@@ -34,6 +34,7 @@ class LabelSet:
         self.label_delimiter, self.labels_file = label_delimiter, labels_file
         self.descriptions_file = descriptions_file
         self.map = dict(label_map) if label_map else None
+        self.origin = "data.label_map"  # where the classes came from, for messages
 
     @property
     def multi_label(self) -> bool:
@@ -42,6 +43,7 @@ class LabelSet:
     def resolve(self, train_file: Optional[str], file_format: Optional[str]) -> dict[str, str]:
         """The ordered ``{label value: class name}``: inline map, labels file, or inferred from train."""
         if self.map is None:
+            self.origin = str(self.labels_file or ("data.label_columns" if self.label_columns else train_file))
             if self.labels_file:
                 self.map = load_label_map(self.labels_file)
             elif self.label_columns:
@@ -53,16 +55,38 @@ class LabelSet:
                 self.map = infer_label_map(values)
             else:
                 raise DataError("no label set: give data.labels_file, data.label_map or data.train_file")
-            if self.label_columns and list(self.map) != self.label_columns:
-                self._check_same_keys(self.map, self.label_columns, self.labels_file or "label_map", "label columns")
+            if self.label_columns and set(self.map) == set(self.label_columns):
                 self.map = {column: self.map[column] for column in self.label_columns}
+        if self.label_columns:  # the class order is the map's; each class reads its own column
+            self._check_same_keys(self.map, self.label_columns, self.labels_file or "label_map", "label columns")
         check_label_names(list(self.map.values()), self.labels_file or "label set")
         return self.map
+
+    def has_own_labels(self) -> bool:
+        """Whether the classes are given (map, labels file or label columns), not only inferable."""
+        return bool(self.map or self.labels_file or self.label_columns)
+
+    def align(self, own: Optional[dict[str, str]], reference: dict[str, str], source: str) -> None:
+        """Take ``reference``'s classes and order; ``own`` (this data's resolved map, or ``None``)
+        must name the same classes, whose label values are kept. One line says what differs."""
+        if own is None:
+            self.map = dict(reference)
+            return
+        names, wanted = list(own.values()), list(reference.values())
+        if names == wanted:
+            return
+        if sorted(names) != sorted(wanted):
+            missing = [name for name in wanted if name not in names]
+            extra = [name for name in names if name not in wanted]
+            raise DataError(f"{self.origin}: the data's {len(names)} classes are not "
+                            f"{source}'s {len(wanted)}: missing {missing}, not in {source} {extra}")
+        value_of = {name: value for value, name in own.items()}
+        self.map = {value_of[name]: name for name in wanted}
 
     def encode(self, frame, path: str) -> np.ndarray:
         """Class ids (single-label) or a (rows, labels) 0/1 matrix (multi-label) for a table."""
         if self.label_columns:
-            return encode_multi_hot_columns(frame, self.label_columns, path)
+            return encode_multi_hot_columns(frame, list(self.map), path)
         raw = require_column(frame, path, self.label_column, "label").tolist()
         if self.label_delimiter is not None:
             return encode_delimited(raw, self.map, self.label_delimiter, path, self.label_column)

@@ -6,6 +6,8 @@ A label map is an ordered ``{raw value: class name}`` dict; class id ``i`` is th
 {'a': 'a', 'b': 'b'}
 >>> encode_labels(["2", "1"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
 [1, 0]
+>>> encode_labels(["neoplasms", "2.0"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
+[0, 1]
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ def _natural_key(value: str):
 
 
 def infer_label_map(values: Iterable[str]) -> dict[str, str]:
-    """Every distinct non-empty value, in natural sort order (``2`` before ``10``), named by itself."""
+    """Every distinct non-empty value, in natural sort order (``2`` before ``10``), named by itself;
+    ``1`` and ``1.0`` are one class, ``1``."""
     distinct = sorted({v.strip() for v in values if v.strip()}, key=_natural_key)
-    return {value: value for value in distinct}
+    first = {}
+    for value in distinct:
+        first.setdefault(_integer_form(value), value)
+    return {value: value for value in first.values()}
 
 
 def split_name_description(text: str) -> tuple[str, str | None]:
@@ -93,15 +99,15 @@ def split_labels(value: str, delimiter: str) -> list[str]:
 
 def encode_delimited(raw: Sequence[str], label_map: dict[str, str], delimiter: str, path: str | Path,
                      column: str) -> np.ndarray:
-    """A (rows, labels) 0/1 matrix from delimited label lists (``"a;b"``); an empty cell is no label."""
-    index = {value: i for i, value in enumerate(label_map)}
+    """A (rows, labels) 0/1 matrix from delimited label lists (``"a;b"``); an empty cell is no label.
+
+    Each label is matched as :func:`encode_labels` matches a cell (label value, class name or ``1.0``).
+    """
+    lookup = label_lookup(label_map)
     matrix = np.zeros((len(raw), len(label_map)), dtype=np.float32)
     for row, value in enumerate(raw, start=1):
         for label in split_labels(value, delimiter):
-            if label not in index:
-                raise DataError(f"{path}: row {row}: label {label!r} in column {column!r} is not in the "
-                                f"label set {list(label_map)}")
-            matrix[row - 1, index[label]] = 1.0
+            matrix[row - 1, match_label(label, lookup, label_map, path, row, column)] = 1.0
     return matrix
 
 
@@ -112,18 +118,63 @@ def check_label_names(names: Sequence[str], source: str) -> None:
         raise DataError(f"{source}: a classifier needs at least two classes, got {list(names)}")
 
 
+def _integer_form(value: str) -> str:
+    """``"1.0"`` and ``"1."`` -> ``"1"`` (as a float column writes integers); else unchanged."""
+    match = re.fullmatch(r"(-?\d+)\.0*", value)
+    return match.group(1) if match else value
+
+
+def label_lookup(label_map: dict[str, str]) -> dict[str, set[int]]:
+    """Every way a class may be written in a data file -> the class ids written that way."""
+    lookup: dict[str, set[int]] = defaultdict(set)
+    for i, (value, name) in enumerate(label_map.items()):
+        for key in (value, name):
+            lookup[key].add(i)
+            lookup[_integer_form(key)].add(i)
+    return lookup
+
+
+def match_label(value: str, lookup: dict[str, set[int]], label_map: dict[str, str], path: str | Path,
+                row: int, column: str) -> int:
+    """The class id of one label as written: its label value, its class name, or an integer written
+    ``1.0``; no match, or more than one class, is an error naming the row."""
+    ids = lookup.get(value, set()) | lookup.get(_integer_form(value), set())
+    if len(ids) == 1:
+        return next(iter(ids))
+    values = list(label_map)
+    if not ids:
+        names = list(label_map.values())
+        known = f"{values}" if names == values else f"{values} (class names {names})"
+        raise DataError(f"{path}: row {row}: label {value!r} is not in the label set {known}")
+    matches = {values[i]: label_map[values[i]] for i in sorted(ids)}
+    raise DataError(f"{path}: row {row}: label {value!r} in column {column!r} is ambiguous: it matches "
+                    f"the label set entries {matches} (label value: class name)")
+
+
 def encode_labels(raw: Sequence[str], label_map: dict[str, str], path: str | Path, column: str) -> np.ndarray:
-    """Class ids of ``raw`` values; a missing or unknown label is an error naming its row."""
-    index = {value: i for i, value in enumerate(label_map)}
+    """Class ids of ``raw`` labels, each written as its label value, its class name (``neoplasms``
+    for ``1`` in Medical Abstracts) or, for integers, ``1.0``; a missing, unknown or ambiguous
+    label (e.g. a class name that is another class's label value) is an error naming its row."""
+    lookup = label_lookup(label_map)
     ids = np.empty(len(raw), dtype=np.int64)
     for row, value in enumerate(raw, start=1):
         value = value.strip()
         if value == "" or value.lower() == "nan":
             raise DataError(f"{path}: row {row}: missing label in column {column!r}")
-        if value not in index:
-            raise DataError(f"{path}: row {row}: label {value!r} is not in the label set {list(label_map)}")
-        ids[row - 1] = index[value]
+        ids[row - 1] = match_label(value, lookup, label_map, path, row, column)
     return ids
+
+
+def warn_empty_classes(labels: np.ndarray, label_map: dict[str, str], path: str | Path) -> list[str]:
+    """Warn naming the classes with no example in ``labels`` (class ids, or a (rows, labels) 0/1
+    matrix); return their names."""
+    labels = np.asarray(labels)
+    counts = (labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(label_map)))
+    empty = [name for name, count in zip(label_map.values(), counts) if count == 0]
+    if empty:
+        warnings.warn(f"{path}: {len(empty)} of {len(label_map)} classes have no training example: {empty}",
+                      stacklevel=2)
+    return empty
 
 
 def warn_conflicting_duplicates(texts: Sequence[str], labels: Sequence, path: str | Path) -> int:

@@ -32,30 +32,21 @@ PARTIAL_TRAIN = "medical_tc_train_partial.csv"
 
 class MedicalAbstractsDataModule(AbstractsDataModule):
     """The Medical Abstracts corpus: ``condition_label`` (1..5) and ``medical_abstract`` columns.
+    Other arguments as in :class:`AbstractsDataModule`.
+
+    Files given explicitly (``test_file``: e.g. your own held-out split) win over ``data_dir``'s.
+    ``descriptions_file``: the project ships ``configs/medical_abstracts/label_descriptions.json``.
 
     Args:
         data_dir: folder with the official CSV files; ``None`` downloads them.
         use_test_file: use ``medical_tc_test.csv`` as the test split when present.
-        test_file: a held-out file in the same format to test on instead (e.g. your own split).
-        descriptions_file: one description per class, for label-attention heads (the project ships
-            ``configs/medical_abstracts/label_descriptions.json``); default: the class names.
-        Other arguments as in :class:`AbstractsDataModule`.
+        text_column: the abstract's column.
+        label_column: the label's column (1..5).
     """
 
     def __init__(self, data_dir: Optional[str] = None, use_test_file: bool = True,
-                 test_file: Optional[str] = None, predict_file: Optional[str] = None, label_map: Optional[dict[str, str]] = None,
-                 descriptions_file: Optional[str] = None,
-                 val_fraction: float = 0.1, split_seed: int = 42, tokenizer_name: str = "bert-base-uncased",
-                 max_length: int = 512, batch_size: int = 16, eval_batch_size: Optional[int] = None,
-                 bucket_by_length: bool = False, pad_to_multiple_of: Optional[int] = None,
-                 num_workers: int = 0, cache_dir: Optional[str] = None):
-        super().__init__(test_file=test_file, predict_file=predict_file, text_column="medical_abstract",
-                         label_column="condition_label", label_map=label_map,
-                         descriptions_file=descriptions_file, val_fraction=val_fraction,
-                         split_seed=split_seed, tokenizer_name=tokenizer_name, max_length=max_length,
-                         batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         bucket_by_length=bucket_by_length, pad_to_multiple_of=pad_to_multiple_of,
-                         num_workers=num_workers, cache_dir=cache_dir)
+                 text_column: str = "medical_abstract", label_column: str = "condition_label", **kwargs):
+        super().__init__(text_column=text_column, label_column=label_column, **kwargs)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.use_test_file = use_test_file
@@ -75,7 +66,7 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
             test = folder / OFFICIAL_FILES["test"][0]
             if self.files["test"] is None and self.use_test_file and test.is_file():
                 self.files["test"] = str(test)
-            self.labels.labels_file = str(labels)
+            self.labels.labels_file = self.labels.labels_file or str(labels)
             self._resolved = {"train": str(train), "val": None, "test": self.files["test"],
                               "predict": self.files["predict"]}
         return self._resolved

@@ -8,6 +8,7 @@ missing value is an empty string, never a float NaN. Rows are numbered from 1, h
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -63,31 +64,30 @@ def _cell_to_str(value) -> str:
 
 
 def read_table(path: str | Path, file_format: str | None = None) -> pd.DataFrame:
-    """Read a data file into a DataFrame of strings (missing values become ``""``)."""
+    """Read a data file into a DataFrame of strings (missing values become ``""``).
+
+    A column name given twice in the header (a JSON key twice in a row) is an error; so is a row with
+    more fields than the header. Several columns with an empty name are allowed until one is used.
+    """
     path = Path(path)
     fmt = detect_format(path, file_format)
     data = read_bytes(path)
     try:
         if fmt == "parquet":
-            frame = pd.read_parquet(io.BytesIO(data))
+            frame = _read_parquet(path, data)
         else:
             text = decode_utf8(path, data)
             if fmt == "jsonl":
+                _check_json_lines(path, text)
                 frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
             else:
-                header = text.split("\n", 1)[0]
-                sep = "\t" if fmt == "tsv" or ("\t" in header and "," not in header) else ","
-                # blank lines inside the data are rows (reported as empty texts), trailing ones are not
-                text = re.sub(r"(\r?\n[ \t]*)+\Z", "\n", text)
-                frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                                    skip_blank_lines=False)
+                frame = _read_delimited(path, text, fmt)
     except DataError:
         raise
     except ImportError as err:
-        raise DataError(f"{path}: reading {fmt} needs an extra package: {err}") from None
+        raise DataError(f"{path}: reading {fmt} needs an extra package: {_one_line(err)}") from None
     except (ValueError, pd.errors.ParserError) as err:
-        message = " ".join(str(err).split())
-        raise DataError(f"{path}: cannot parse as {fmt}: {message}") from None
+        raise DataError(f"{path}: cannot parse as {fmt}: {_one_line(err)}") from None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows (header only)")
     # an empty header field (HoC's text column) is named "" rather than pandas' "Unnamed: 0"
@@ -95,10 +95,92 @@ def read_table(path: str | Path, file_format: str | None = None) -> pd.DataFrame
     return frame.map(_cell_to_str) if fmt != "csv" and fmt != "tsv" else frame
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _check_unique(path: Path, names: list[str], where: str, noun: str = "column") -> None:
+    """Fail on the first non-empty name that occurs twice (pandas would silently rename it ``x.1``)."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen and name != "":
+            raise DataError(f"{path}: {where}{noun} {name!r} appears twice "
+                            f"({noun}s {seen[name]} and {position}); rename or drop one")
+        seen.setdefault(name, position)
+
+
+def _read_parquet(path: Path, data: bytes) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f'{path}: reading parquet needs pyarrow: pip install pyarrow (or pip install -e ".[parquet]")'
+                        ) from None
+    _check_unique(path, pq.read_schema(io.BytesIO(data)).names, "")
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def _check_json_lines(path: Path, text: str) -> None:
+    """Every line a JSON object without repeated keys; errors name the row (blank lines are skipped)."""
+    def no_repeats(pairs):
+        _check_unique(path, [key for key, _ in pairs], f"row {row}: ", "key")
+        return dict(pairs)
+
+    row = 0
+    for line in text.splitlines():
+        if line.strip():
+            row += 1
+            try:
+                json.loads(line, object_pairs_hook=no_repeats)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: row {row}: cannot parse as jsonl: {err.msg} (column {err.colno})") from None
+
+
+def _read_delimited(path: Path, text: str, fmt: str) -> pd.DataFrame:
+    header = text.split("\n", 1)[0]
+    sep = "\t" if fmt == "tsv" or ("\t" in header and "," not in header) else ","
+    # blank lines inside the data are rows (reported as empty texts), trailing ones are not
+    text = re.sub(r"(\r?\n[ \t]*)+\Z", "\n", text)
+    try:
+        names = next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), [])
+    except csv.Error as err:
+        raise DataError(f"{path}: header: cannot parse as {fmt}: {err}") from None
+    _check_unique(path, names, "header: ")
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            skip_blank_lines=False)
+    except pd.errors.ParserError as err:
+        raise DataError(_locate_csv_error(path, text, sep, len(names), err)) from None
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas made an index of the extra leading fields
+        raise DataError(_locate_csv_error(path, text, sep, len(names), None))
+    return frame
+
+
+def _locate_csv_error(path: Path, text: str, sep: str, num_fields: int, err: Exception | None) -> str:
+    """The first bad row as medtext numbers rows (from 1, header excluded), found with the csv module."""
+    fmt, row = ("tsv" if sep == "\t" else "csv"), 0
+    try:
+        for row, fields in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
+            if len(fields) > num_fields:
+                return f"{path}: row {row}: expected {num_fields} fields, found {len(fields)}"
+    except csv.Error:  # e.g. a field over the csv module's size limit: keep pandas' own words
+        pass
+    else:
+        if "EOF inside string" in str(err):
+            return f"{path}: row {row}: a quoted field is never closed (unbalanced '\"')"
+    detail = re.sub(r"^Error tokenizing data\. C error: ", "", _one_line(err)) if err else "a row is malformed"
+    counted = re.fullmatch(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail)
+    if counted:  # pandas' "line" counts records, header included
+        expected, line, found = map(int, counted.groups())
+        return f"{path}: row {line - 1}: expected {expected} fields, found {found}"
+    return f"{path}: cannot parse as {fmt}: {detail}"
+
+
 def require_column(frame: pd.DataFrame, path: str | Path, column: str, role: str) -> pd.Series:
     """Return ``frame[column]`` or fail naming the file, the role and the columns it has."""
     if column not in frame.columns:
         raise DataError(f"{path}: {role} column {column!r} not found; the columns are {list(frame.columns)}")
+    if list(frame.columns).count(column) > 1:  # only possible for the empty name
+        raise DataError(f"{path}: {role} column {column!r} appears more than once in the header")
     return frame[column]
 
 

@@ -11,34 +11,38 @@ model to the data module's tokenizer, and the class names from the data module t
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
 from typing import Optional
 
-import torch
-
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
+from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint
 from data_modules import AbstractsDataModule
 
-from .checkpoint_config import with_checkpoint_config
+from .checkpoint_config import CheckpointSettings, read_checkpoint, with_checkpoint_config
 from .checkpoint_io import StreamingCheckpointIO
 from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback
-from .errors import MedtextError
+from .errors import DataError, MedtextError
 from .precision import choose_precision
 from .resume import resolve_last
 from .wandb_resume import WandbRunId, resume_wandb_run
 
 
 class MedtextCLI(LightningCLI):
+    checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
         for name in ("label_names", "multi_label", "label_descriptions"):
-            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+            parser.link_arguments("data", f"model.init_args.{name}", apply_on="instantiate",
+                                  compute_fn=functools.partial(self._model_labels, name))
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on data.test_file")
@@ -49,6 +53,23 @@ class MedtextCLI(LightningCLI):
         else:
             super().parse_arguments(parser, args)
 
+    def _model_labels(self, name: str, datamodule) -> object:
+        """The model's ``label_names``, ``multi_label`` or ``label_descriptions``: the data module's
+        for a new model; with ``--ckpt_path FILE``, the checkpoint's, and the data's labels are mapped
+        onto its classes by name (a data-side label set naming other classes stops with one line)."""
+        if self.checkpoint is None:
+            return getattr(datamodule, name)
+        if hasattr(datamodule, "align_labels"):
+            datamodule.align_labels(self.checkpoint.label_map)
+        reads_labels = self.subcommand != "predict"
+        if name == "multi_label" and reads_labels and datamodule.multi_label != self.checkpoint.multi_label:
+            kinds = {True: "multi-label", False: "single-label"}
+            raise DataError(f"the checkpoint is {kinds[self.checkpoint.multi_label]} but the data module reads "
+                            f"{kinds[datamodule.multi_label]} labels")
+        if name == "label_descriptions" and self.checkpoint.label_descriptions is None:
+            return getattr(datamodule, name)
+        return getattr(self.checkpoint, name)
+
     def _parse_ckpt_path(self) -> None:
         """Lightning's, but reading only the checkpoint's hyperparameters (memory-mapped), not loading
         all of its weights and optimizer state into RAM to do so."""
@@ -57,8 +78,7 @@ class MedtextCLI(LightningCLI):
         ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
-        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
-        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        hparams = dict(read_checkpoint(ckpt_path).hyper_parameters)
         hparams.pop("_instantiator", None)
         if not hparams:
             return
@@ -79,6 +99,9 @@ class MedtextCLI(LightningCLI):
         if self.subcommand == "fit":
             resolve_last(config)  # --ckpt_path last: the newest last.ckpt of this logger's runs
             resume_wandb_run(config)  # --ckpt_path continues the checkpoint's W&B run
+        ckpt_path = config.get("ckpt_path")
+        if isinstance(ckpt_path, (str, Path)) and Path(ckpt_path).is_file():
+            self.checkpoint = read_checkpoint(ckpt_path)  # its classes: the truth, also when resuming
 
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO."""
@@ -88,22 +111,37 @@ class MedtextCLI(LightningCLI):
             plugins.append(StreamingCheckpointIO())
         return super().instantiate_trainer(plugins=plugins, **kwargs)
 
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        """Lightning's, with ``--verbose false`` as the default of ``validate`` and ``test``: the
+        summary is ClassificationReport's table; ``--verbose true`` adds Lightning's metric table."""
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        if add_subcommands:
+            self.parser.set_defaults({"validate.verbose": False, "test.verbose": False})
+
+    def before_fit(self) -> None:
+        """``fast_dev_run`` writes no checkpoint: Lightning skips every ModelCheckpoint save then,
+        except ``on_train_end``'s ``save_last`` one (a full ``last.ckpt``), which this turns off."""
+        if self.trainer.fast_dev_run:
+            for callback in self.trainer.checkpoint_callbacks:
+                if isinstance(callback, ModelCheckpoint):
+                    callback.save_last = None
+
     def after_fit(self) -> None:
         config = self.config[self.subcommand]
         if not config.get("test_after_fit"):
             return
-        if not self.datamodule.resolve_files().get("test"):
-            print("test_after_fit: no data.test_file, skipping the test")
+        if not self.datamodule.split_file("test"):
+            rank_zero_info("test_after_fit: no data.test_file, skipping the test")
             return
-        checkpoint = self.trainer.checkpoint_callback
-        ckpt_path = "best" if checkpoint is not None and checkpoint.best_model_path else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+        checkpoint = self.trainer.checkpoint_callback  # the first ModelCheckpoint: the best by its metric
+        ckpt_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
 
 
 def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
     return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
                       auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
-                      save_config_kwargs={"overwrite": True},
+                      save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
                       trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
                                                       RNGStateCheckpoint()],
                                         "default_root_dir": "runs"}, args=args, run=run)

@@ -4,14 +4,45 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
 
+def current_umask(status_file: str = "/proc/self/status") -> int:
+    """The process umask, read without changing it (``Umask:`` in ``/proc/self/status``, Linux 4.7+).
+
+    Elsewhere it falls back to setting and restoring it, which is racy only against other threads
+    creating files at that instant.
+    """
+    try:
+        with open(status_file, encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the strictest value for the instant it is set
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: Path) -> int:
+    """The permissions ``open(path, "w")`` would leave: the existing file's, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
+
+    Permissions are those ``open()`` would give: a new file gets ``0o666 & ~umask`` (0644 under
+    the usual umask 022, not the 0600 of a bare temporary file); a file that is replaced keeps its
+    permission bits (not its owner or group).
 
     >>> with atomic_open("/tmp/example.txt") as f:
     ...     _ = f.write("done")
@@ -21,6 +52,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
+            os.chmod(tmp, new_file_mode(path))
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

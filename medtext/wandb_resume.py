@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info
 
+from .checkpoint_config import RUN_ID_KEY, read_checkpoint
+from .errors import MedtextError
 from .wandb_runs import wandb_logger
 
-RUN_ID_KEY = "medtext_wandb_run_id"
 
 
 class WandbRunId(pl.Callback):
@@ -35,14 +35,11 @@ class WandbRunId(pl.Callback):
 
 def stored_run_id(ckpt_path: str) -> Optional[str]:
     """The W&B run id saved in a checkpoint file, or ``None``."""
-    try:  # mmap: a large checkpoint is not read into memory just for this key
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - the run id is optional; Lightning reports a bad checkpoint
-        warnings.warn(f"{ckpt_path}: could not read the W&B run id ({err}); a new W&B run is started",
-                      stacklevel=2)
+    try:
+        return read_checkpoint(ckpt_path).wandb_run_id
+    except MedtextError as err:  # the run id is optional; Lightning reports a bad checkpoint
+        warnings.warn(f"{err}; a new W&B run is started", stacklevel=2)
         return None
-    run_id = checkpoint.get(RUN_ID_KEY) if isinstance(checkpoint, dict) else None
-    return str(run_id) if run_id else None
 
 
 def _is_wandb_logger(class_path: Any) -> bool:

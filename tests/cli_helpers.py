@@ -8,6 +8,8 @@ import yaml
 
 from medtext.cli import build_cli
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def tiny_config(path: Path, encoder: str, data_init_args: dict, data_class: str = "data_modules.AbstractsDataModule",
                 **trainer) -> Path:
@@ -28,6 +30,16 @@ def tiny_config(path: Path, encoder: str, data_init_args: dict, data_class: str 
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def shipped_checkpoints(every_n_train_steps: int) -> list[dict]:
+    """The ModelCheckpoint callbacks of the shipped task configs, saving every ``every_n_train_steps``."""
+    config = yaml.safe_load((ROOT / "configs" / "medical_abstracts" / "minilm_mlp.yaml").read_text())
+    callbacks = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith(".ModelCheckpoint")]
+    for callback in callbacks:
+        if "every_n_train_steps" in callback["init_args"]:
+            callback["init_args"]["every_n_train_steps"] = every_n_train_steps
+    return callbacks
 
 
 def run(*args: str):

@@ -55,7 +55,6 @@ def test_empty_text_in_jsonl(tiny_encoder, tmp_path):
 
 
 def test_empty_text_in_parquet(tiny_encoder, tmp_path):
-    pytest.importorskip("pyarrow")
     path = tmp_path / "train.parquet"
     pd.DataFrame({"text": ["Fever.", None, "Cough."], "label": ["x", "y", "x"]}).to_parquet(path)
     with pytest.raises(DataError) as err:
@@ -72,7 +71,6 @@ def test_missing_label(tiny_encoder, tmp_path, label):
 
 
 def test_missing_label_in_parquet(tiny_encoder, tmp_path):
-    pytest.importorskip("pyarrow")
     path = tmp_path / "train.parquet"
     pd.DataFrame({"text": ["Fever.", "Cough.", "Rash."], "label": [1.0, 2.0, np.nan]}).to_parquet(path)
     with pytest.raises(DataError) as err:
@@ -105,6 +103,21 @@ def test_label_map_wins_and_is_enforced(tiny_encoder, tmp_path):
     with pytest.raises(DataError) as err:
         dm.prepare_data()
     check_message(err, path, "row 2", "label 'y' is not in the label set")
+
+
+def test_labels_written_as_class_names_or_floats_are_mapped(tiny_encoder, tmp_path):
+    labels = write(tmp_path / "labels.csv", "condition_label,condition_name\n1,neoplasms\n2,digestive\n3,heart\n")
+    path = write(tmp_path / "train.csv", "text,label\nFever.,neoplasms\nCough.,2.0\nRash.,3\nPain.,digestive\n")
+    dm = module(tiny_encoder, train_file=str(path), labels_file=str(labels))
+    dm.prepare_data()
+    assert dm.load_split("train")["labels"].tolist() == [0, 1, 2, 1]
+
+
+def test_class_without_training_example_warns_naming_it(tiny_encoder, tmp_path):
+    labels = write(tmp_path / "labels.csv", "value,name\n1,neoplasms\n2,digestive\n3,heart\n4,nerves\n")
+    path = write(tmp_path / "train.csv", "text,label\nFever.,1\nCough.,3\nRash.,1\nPain.,3\n")
+    with pytest.warns(UserWarning, match=r"train\.csv: 2 of 4 classes have no training example: \['digestive', 'nerves'\]"):
+        module(tiny_encoder, train_file=str(path), labels_file=str(labels)).prepare_data()
 
 
 def test_labels_with_spaces_after_commas_are_not_bad_input(tiny_encoder, tmp_path):

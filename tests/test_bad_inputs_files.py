@@ -121,7 +121,6 @@ def test_header_only_file_when_inferring_labels(tiny_encoder, tmp_path):
 
 
 def test_header_only_parquet(tiny_encoder, tmp_path):
-    pytest.importorskip("pyarrow")
     path = tmp_path / "train.parquet"
     pd.DataFrame({"text": pd.Series([], dtype=str), "label": pd.Series([], dtype=str)}).to_parquet(path)
     with pytest.raises(DataError) as err:
@@ -129,18 +128,28 @@ def test_header_only_parquet(tiny_encoder, tmp_path):
     check_message(err, path, contains="no data rows")
 
 
-@pytest.mark.parametrize("name, data, contains", [
-    ("train.csv", b'text,label\n"unterminated,x\nCough.,y\n', "cannot parse as csv"),
-    ("train.csv", b"text,label\nFever.,x\nCough.,y,extra,fields\n", "cannot parse as csv"),
-    ("train.jsonl", b'{"text": "Fever.", "label": "x"}\n{"text": \n', "cannot parse as jsonl"),
-    ("train.parquet", b"PAR1 not really parquet", "cannot parse as parquet"),
-    ("train.xlsx", b"whatever", "cannot tell the format from the suffix '.xlsx'"),
+@pytest.mark.parametrize("name, data, where, contains", [
+    ("train.csv", b'text,label\n"unterminated,x\nCough.,y\n', "row 1", "a quoted field is never closed"),
+    ("train.csv", b"text,label\nFever.,x\nCough.,y,extra,fields\n", "row 2", "expected 2 fields, found 4"),
+    ("train.csv", b"text,label\nFever.,x,extra\nCough.,y\n", "row 1", "expected 2 fields, found 3"),
+    ("train.jsonl", b'{"text": "Fever.", "label": "x"}\n{"text": \n', "row 2", "cannot parse as jsonl"),
+    ("train.parquet", b"PAR1 not really parquet", None, "cannot parse as parquet"),
+    ("train.xlsx", b"whatever", None, "cannot tell the format from the suffix '.xlsx'"),
 ])
-def test_unparsable_file(tiny_encoder, tmp_path, name, data, contains):
+def test_unparsable_file(tiny_encoder, tmp_path, name, data, where, contains):
     path = write(tmp_path / name, data)
     with pytest.raises(DataError) as err:
         module(tiny_encoder, train_file=str(path), label_map={"x": "x", "y": "y"}).prepare_data()
-    check_message(err, path, contains=contains)
+    assert "C error" not in check_message(err, path, where, contains)
+
+
+def test_duplicated_header_column(tiny_encoder, tmp_path):
+    path = write(tmp_path / "train.csv", "condition_label,medical_abstract,condition_label\n1,Tumour growth.,3\n"
+                                         "2,Gastric ulcer.,4\n")
+    dm = module(tiny_encoder, train_file=str(path), text_column="medical_abstract", label_column="condition_label")
+    with pytest.raises(DataError) as err:
+        dm.label_names
+    check_message(err, path, "header", "column 'condition_label' appears twice (columns 1 and 3)")
 
 
 def test_single_class_training_file(tiny_encoder, tmp_path):

@@ -11,6 +11,7 @@ from cli_helpers import run, tiny_config
 from medtext import TextClassifier
 from medtext.checkpoint_io import StreamingCheckpointIO
 from medtext.cli import main
+from medtext.metrics import metric_label
 
 SYNTHETIC = {"num_train": 80, "num_val": 30, "num_test": 25}
 
@@ -58,7 +59,8 @@ def test_checkpoint_holds_labels_and_reloads_to_same_predictions(fitted, tmp_pat
     rows = read_predictions(out_a)
     assert len(rows) == SYNTHETIC["num_test"]
     assert [r["row"] for r in rows] == [str(i) for i in range(1, SYNTHETIC["num_test"] + 1)]
-    assert set(rows[0]) == {"row", "label", *(f"prob_{n}" for n in fitted.datamodule.label_names)}
+    assert list(rows[0]) == ["row", "label", *(f"prob_{metric_label(n)}" for n in fitted.datamodule.label_names)]
+    assert not any(" " in column for column in rows[0]), "column names without spaces, as metric names"
     for row in rows:
         probs = [float(v) for k, v in row.items() if k.startswith("prob_")]
         assert abs(sum(probs) - 1) < 1e-4 and row["label"] in fitted.datamodule.label_names
@@ -72,7 +74,7 @@ def test_checkpoint_holds_labels_and_reloads_to_same_predictions(fitted, tmp_pat
         expected = reloaded(batch["input_ids"], batch["attention_mask"]).softmax(-1)
     first = {int(r["row"]) - 1: r for r in rows}
     for i, index in enumerate(batch["index"].tolist()):
-        got = [float(first[index][f"prob_{n}"]) for n in reloaded.label_names]
+        got = [float(first[index][f"prob_{metric_label(n)}"]) for n in reloaded.label_names]
         assert torch.allclose(torch.tensor(got), expected[i], atol=1e-5)
 
     run("predict", "--ckpt_path", str(best), "--data.predict_file", test_file,

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli_helpers import run
 from conftest import ROOT, SHARED_DATA
@@ -44,6 +45,19 @@ def test_config_parses(config, capsys):
     assert "class_path: medtext.TextClassifier" in printed and "class_path: data_modules." in printed
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_best_checkpoint_is_weights_only_and_last_is_the_full_state(config):
+    callbacks = [c.get("init_args", {}) for c in yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+                 if c["class_path"].endswith(".ModelCheckpoint")]
+    best, *last = callbacks  # the first ModelCheckpoint is the one test_after_fit's "best" reads
+    assert best.get("monitor") and best.get("save_weights_only") is True and not best.get("save_last")
+    assert last and not any(c.get("save_weights_only") for c in last)
+    # last.ckpt after every validation (a top-1 without monitor, named last) ...
+    assert any(c.get("filename") == "last" and not c.get("monitor") and c.get("save_top_k", 1) == 1 for c in last)
+    if config.name != "demo.yaml":  # ... and every N training steps
+        assert any(c.get("every_n_train_steps") and c.get("save_last") and c.get("save_top_k") == 0 for c in last)
+
+
 @pytest.mark.parametrize("add_on", ADD_ON_CONFIGS, ids=config_id)
 def test_add_on_config_layers_on_a_task_config(add_on, capsys):
     task = ROOT / "configs" / "medical_abstracts" / "biomedbert_mlp.yaml"
@@ -78,3 +92,4 @@ def test_cpu_config_fast_dev_run(name, shared_token_cache, monkeypatch):
     monitor = "val/micro_f1" if cli.datamodule.multi_label else "val/macro_f1"
     assert monitor in cli.trainer.logged_metrics or monitor.replace("val", "test") in cli.trainer.logged_metrics
     assert cli.model.head.num_labels == len(cli.datamodule.label_names)
+    assert not list(Path.cwd().rglob("*.ckpt")), "a fast_dev_run writes no checkpoint"

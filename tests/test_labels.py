@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, write
-from data_modules.labels import (check_label_names, encode_labels, infer_label_map, load_label_map,
-                                 warn_conflicting_duplicates)
+from data_modules.labels import (check_label_names, encode_delimited, encode_labels, infer_label_map, load_label_map,
+                                 warn_conflicting_duplicates, warn_empty_classes)
 from data_modules.splits import stratified_split
 from medtext.errors import DataError
 
@@ -99,6 +99,46 @@ def test_encode_labels_errors_name_file_and_row(raw, row, message):
 
 
 
+MEDICAL = {"1": "neoplasms", "2": "digestive system diseases", "3": "nervous system diseases"}
+
+
+def test_encode_labels_accepts_class_names_and_integers_written_as_floats():
+    raw = ["neoplasms", "2", "3.0", " nervous system diseases ", "1.", "digestive system diseases", "2.00"]
+    assert encode_labels(raw, MEDICAL, "train.csv", "label").tolist() == [0, 1, 2, 2, 0, 1, 1]
+    # and the other way round: a labels file that writes its values "1.0" takes data written "1"
+    assert encode_labels(["1", "2.0"], {"1.0": "a", "2.0": "b"}, "train.csv", "label").tolist() == [0, 1]
+
+
+def test_encode_delimited_accepts_class_names_and_integers_written_as_floats():
+    matrix = encode_delimited(["neoplasms;2.0", "", "3"], MEDICAL, ";", "train.csv", "labels")
+    assert matrix.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1]]
+
+
+@pytest.mark.parametrize("encode", [
+    lambda raw, label_map: encode_labels(raw, label_map, "train.csv", "label"),
+    lambda raw, label_map: encode_delimited([f"{v};{v}" for v in raw], label_map, ";", "train.csv", "label"),
+], ids=["single", "delimited"])
+@pytest.mark.parametrize("label_map, raw, message", [
+    (MEDICAL, ["1", "1.5"], "label '1.5' is not in the label set ['1', '2', '3'] (class names ['neoplasms', "),
+    (MEDICAL, ["1", "01.0"], "label '01.0' is not in the label set"),
+    (MEDICAL, ["1", "Neoplasms"], "label 'Neoplasms' is not in the label set"),
+    # "b" is the value of class "c" and the name of class "a"
+    ({"a": "b", "b": "c"}, ["a", "b"], "label 'b' in column 'label' is ambiguous: it matches the label set entries "
+                                       "{'a': 'b', 'b': 'c'}"),
+    ({"1": "one", "1.0": "uno"}, ["one", "1"], "label '1' in column 'label' is ambiguous"),
+], ids=["not_an_integer", "leading_zero", "name_in_other_case", "name_is_another_value", "two_spellings_listed"])
+def test_ambiguous_or_unknown_label_stays_an_error(encode, label_map, raw, message):
+    with pytest.raises(DataError) as info:
+        encode(raw, label_map)
+    assert str(info.value).startswith(f"train.csv: row 2: {message}"), str(info.value)
+
+
+def test_infer_label_map_merges_integer_spellings():
+    assert infer_label_map(["2.0", "1", "1.0", "2.0"]) == {"1": "1", "2.0": "2.0"}
+    assert infer_label_map(["1.0", "2.0"]) == {"1.0": "1.0", "2.0": "2.0"}
+    mapping = infer_label_map(["1", "1.0", "2"])
+    assert encode_labels(["1", "1.0", "2"], mapping, "train.csv", "label").tolist() == [0, 0, 1]
+
 
 def test_inferred_label_map_encodes_its_own_values():
     raw = [" x", "x", "y ", " y", "x"]
@@ -125,6 +165,25 @@ def test_no_warning_without_conflicts():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert warn_conflicting_duplicates(["a", "a", "b"], [1, 1, 0], "train.csv") == 0
+
+
+def test_warn_empty_classes_names_them():
+    label_map = {"1": "neoplasms", "2": "digestive", "3": "nervous", "4": "cardio"}
+    with pytest.warns(UserWarning, match=r"^train\.csv: 2 of 4 classes have no training example: \['digestive', 'cardio'\]$"):
+        assert warn_empty_classes(np.array([0, 2, 2, 0]), label_map, "train.csv") == ["digestive", "cardio"]
+
+
+def test_warn_empty_classes_multilabel_matrix():
+    matrix = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 0]], dtype=np.float32)
+    with pytest.warns(UserWarning, match=r"hoc\.csv: 1 of 3 classes have no training example: \['b'\]"):
+        assert warn_empty_classes(matrix, {"a": "a", "b": "b", "c": "c"}, "hoc.csv") == ["b"]
+
+
+def test_warn_empty_classes_is_silent_when_every_class_has_an_example():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_empty_classes(np.array([1, 0, 1]), {"x": "x", "y": "y"}, "train.csv") == []
+        assert warn_empty_classes(np.array([[1, 0], [0, 1]]), {"x": "x", "y": "y"}, "train.csv") == []
 
 
 # ------------------------------------------------------------------------------------------ splits

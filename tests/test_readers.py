@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -81,7 +83,6 @@ def test_read_jsonl_converts_numbers_and_nulls_to_strings(tmp_path):
 
 
 def test_read_parquet(tmp_path):
-    pytest.importorskip("pyarrow")
     path = tmp_path / "a.parquet"
     pd.DataFrame({"text": EXPECTED["text"].tolist(), "label": [1, 2, 10]}).to_parquet(path)
     assert_string_frame(read_table(path))
@@ -92,13 +93,94 @@ def test_read_parquet(tmp_path):
 
 
 def test_same_table_in_every_format_reads_the_same(tmp_path):
-    pytest.importorskip("pyarrow")
     EXPECTED.to_csv(tmp_path / "t.csv", index=False)
     EXPECTED.to_csv(tmp_path / "t.tsv", index=False, sep="\t")
     EXPECTED.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
     EXPECTED.to_parquet(tmp_path / "t.parquet")
     for name in ("t.csv", "t.tsv", "t.jsonl", "t.parquet"):
         assert_string_frame(read_table(tmp_path / name))
+
+
+def test_missing_pyarrow_is_one_line(tmp_path, monkeypatch):
+    """Simulated: ``import pyarrow`` fails whether or not it is installed."""
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    path = write(tmp_path / "a.parquet", b"PAR1")
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == f'{path}: reading parquet needs pyarrow: pip install pyarrow (or pip install -e ".[parquet]")'
+
+
+# ------------------------------------------------------------------------------------------ duplicate columns
+@pytest.mark.parametrize("name, content, column, where", [
+    ("a.csv", "condition_label,medical_abstract,condition_label\n1,Tumour.,3\n", "condition_label", "columns 1 and 3"),
+    ("a.tsv", "text\tlabel\ttext\nx\t1\ty\n", "text", "columns 1 and 3"),
+    ("a.csv", '"a\nb",label,"a\nb"\n1,2,3\n', "a\nb", "columns 1 and 3"),  # a quoted name with a newline
+    ("a.csv", "text,label,x.1,x,x\na,1,2,3,4\n", "x", "columns 4 and 5"),
+], ids=["csv", "tsv", "quoted_newline", "beside_x.1"])
+def test_duplicate_header_column_is_an_error(tmp_path, name, content, column, where):
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == f"{path}: header: column {column!r} appears twice ({where}); rename or drop one"
+
+
+def test_columns_named_like_pandas_renames_are_kept(tmp_path):
+    path = write(tmp_path / "a.csv", "x,x.1,text,label\n1,2,Fever.,a\n")
+    assert read_table(path).to_dict("list") == {"x": ["1"], "x.1": ["2"], "text": ["Fever."], "label": ["a"]}
+
+
+def test_several_unnamed_columns_are_an_error_only_when_used(tmp_path):
+    path = write(tmp_path / "a.csv", ",label,\nFever.,a,b\n")
+    frame = read_table(path)
+    assert require_column(frame, path, "label", "label").tolist() == ["a"]
+    with pytest.raises(DataError, match="text column '' appears more than once in the header"):
+        read_texts(frame, path, "")
+
+
+def test_duplicate_key_in_json_lines_row(tmp_path):
+    path = write(tmp_path / "a.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b", "label": 2, "text": "c"}\n')
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == f"{path}: row 2: key 'text' appears twice (keys 1 and 3); rename or drop one"
+
+
+def test_duplicate_parquet_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table([pa.array(["a"]), pa.array(["1"]), pa.array(["b"])], names=["text", "label", "text"]), path)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == f"{path}: column 'text' appears twice (columns 1 and 3); rename or drop one"
+
+
+# ------------------------------------------------------------------------------------------ malformed rows
+@pytest.mark.parametrize("name, content, message", [
+    ("a.csv", "text,label\nFever.,x\nCough.,y,extra\n", "row 2: expected 2 fields, found 3"),
+    ("a.csv", "text,label\nFever.,x,extra\nCough.,y\n", "row 1: expected 2 fields, found 3"),  # pandas: an index
+    ("a.csv", 'text,label\n"Fever.\nSecond line.",x\n\nCough.,y\nRash.,x,a,b\n', "row 4: expected 2 fields, found 4"),
+    ("a.tsv", "text\tlabel\nFever.\tx\nCough.\ty\tz\n", "row 2: expected 2 fields, found 3"),
+    ("a.csv", 'text,label\r\n"Fever.\r\nMore.",x\r\n\r\nCough.,y,z\r\n', "row 3: expected 2 fields, found 3"),
+    ("a.csv", "text,label\rFever.,x\rCough.,y,z\r", "row 2: expected 2 fields, found 3"),
+    ("a.csv", 'text,label\n"Fever.\nSecond line.",x\n"Cough.,y\nRash.,x\n', "row 2: a quoted field is never closed"),
+], ids=["extra_field", "extra_field_in_first_row", "after_multiline_and_blank_rows", "tsv", "crlf",
+                          "cr_only", "unclosed_quote"])
+def test_malformed_row_is_named_by_row(tmp_path, name, content, message):
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value).startswith(f"{path}: {message}"), str(info.value)
+    assert "C error" not in str(info.value) and "line" not in str(info.value)
+
+
+def test_malformed_row_after_a_field_too_long_for_the_csv_module(tmp_path):
+    long_text = "x" * (csv.field_size_limit() + 1)
+    path = write(tmp_path / "a.csv", f"text,label\n{long_text},1\nFever.,2\nCough.,y,z\n")
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == f"{path}: row 3: expected 2 fields, found 3"
 
 
 def test_require_column_and_read_texts(tmp_path):

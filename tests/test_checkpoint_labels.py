@@ -1,0 +1,142 @@
+"""A checkpoint's classes and their order are the truth for test, validate and predict.
+
+A data-side label set in another order is mapped by class name; one naming other classes stops with
+one line. Predict takes the user's own file (any format, own text and id columns) with a
+checkpoint of any data module, without the label map retyped and without the training data.
+"""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import run, tiny_config
+from conftest import SHARED_DATA
+from medtext.cli import main
+
+SYNTHETIC = {"num_train": 60, "num_val": 20, "num_test": 30}
+NAMES = ["neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
+         "general pathological conditions"]
+
+
+@pytest.fixture(scope="module")
+def demo_checkpoint(tiny_encoder, tmp_path_factory) -> tuple[Path, Path]:
+    """A checkpoint trained by the demo data module, and its test file."""
+    folder = tmp_path_factory.mktemp("demo")
+    config = tiny_config(folder / "fit.yaml", tiny_encoder, {**SYNTHETIC, "data_dir": str(folder / "data")},
+                         "data_modules.SyntheticAbstractsDataModule", max_epochs=2, default_root_dir=str(folder))
+    cli = run("fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={folder / 'runs'}")
+    return Path(cli.trainer.checkpoint_callback.best_model_path), folder / "data" / "test.csv"
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def predict(checkpoint: Path, tmp_path: Path, name: str, *options: str) -> list[dict]:
+    out = tmp_path / f"{name}.csv"
+    run("predict", "--ckpt_path", str(checkpoint), "--predictions.output_file", str(out), *options)
+    return rows(out)
+
+
+def test_a_permuted_label_map_or_labels_file_changes_no_prediction(demo_checkpoint, tmp_path):
+    checkpoint, test_file = demo_checkpoint
+    expected = predict(checkpoint, tmp_path, "plain", "--data.predict_file", str(test_file))
+    assert list(expected[0])[2:] == ["prob_" + n.replace(" ", "_") for n in NAMES], "the checkpoint's order"
+    permuted = NAMES[1:] + NAMES[:1]
+    by_map = predict(checkpoint, tmp_path, "map", "--data.predict_file", str(test_file),
+                     "--data.label_map", json.dumps({name: name for name in permuted}))
+    labels_file = tmp_path / "labels.csv"
+    labels_file.write_text("value,name\n" + "".join(f"{i},{name}\n" for i, name in enumerate(permuted, 1)))
+    by_file = predict(checkpoint, tmp_path, "file", "--data.predict_file", str(test_file),
+                      "--data.labels_file", str(labels_file), "--data.label_map", "null")
+    assert by_map == expected and by_file == expected
+
+
+def test_test_on_a_file_with_permuted_label_ids_gives_the_same_metrics(demo_checkpoint, tmp_path):
+    checkpoint, test_file = demo_checkpoint
+    run("test", "--ckpt_path", str(checkpoint), "--data.test_file", str(test_file),
+        "--trainer.default_root_dir", str(tmp_path / "plain"), "--trainer.logger", "false")
+    permuted = [NAMES[i] for i in (3, 0, 4, 2, 1)]
+    ids = {name: str(i) for i, name in enumerate(permuted, 1)}
+    (tmp_path / "labels.csv").write_text("id,name\n" + "".join(f"{ids[n]},{n}\n" for n in permuted))
+    with open(tmp_path / "relabelled.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([row["text"], ids[row["label"]]] for row in rows(test_file))
+    run("test", "--ckpt_path", str(checkpoint), "--data.test_file", str(tmp_path / "relabelled.csv"),
+        "--data.labels_file", str(tmp_path / "labels.csv"), "--data.label_map", "null",
+        "--trainer.default_root_dir", str(tmp_path / "relabelled"), "--trainer.logger", "false")
+    plain, relabelled = (json.loads(next((tmp_path / name).glob("**/test_metrics.json")).read_text())
+                         for name in ("plain", "relabelled"))
+    assert relabelled == plain and "test/f1/neoplasms" in plain
+
+
+@pytest.mark.parametrize("label_map, differs", [
+    ({"a": "neoplasms", "b": "heart"}, "the data's 2 classes are not the checkpoint's 5: missing ["),
+    ({n: n.upper() for n in NAMES}, "not in the checkpoint ['NEOPLASMS', "),
+])
+def test_a_label_set_naming_other_classes_is_one_line(demo_checkpoint, capsys, label_map, differs):
+    checkpoint, test_file = demo_checkpoint
+    code = main(["test", "--ckpt_path", str(checkpoint), "--data.test_file", str(test_file),
+                 "--data.label_map", json.dumps(label_map)])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("medtext: error: data.label_map: ") and differs in last, last
+
+
+def own_file(test_file: Path, path: Path, text: str = "abstract", limit: int = 8) -> Path:
+    """The test abstracts as a user's JSON Lines file with its own text and id columns."""
+    lines = [json.dumps({"pmid": f"PMID{i}", text: row["text"], "journal": "J"})
+             for i, row in enumerate(rows(test_file)[:limit])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_predict_own_file_with_the_demo_checkpoint_by_any_data_module(demo_checkpoint, tmp_path):
+    checkpoint, test_file = demo_checkpoint
+    expected = predict(checkpoint, tmp_path, "plain", "--data.predict_file", str(test_file))[:8]
+    mine = own_file(test_file, tmp_path / "mine.jsonl")
+    for data_class in ([], ["--data", "data_modules.AbstractsDataModule"]):
+        got = predict(checkpoint, tmp_path, "own", *data_class, "--data.predict_file", str(mine),
+                      "--data.text_column", "abstract", "--data.id_column", "pmid",
+                      "--predictions.keep_columns", "journal,abstract")
+        assert list(got[0])[:2] == ["pmid", "label"] and list(got[0])[-2:] == ["journal", "abstract"]
+        assert [r["pmid"] for r in got] == [f"PMID{i}" for i in range(8)]
+        assert [r["label"] for r in got] == [r["label"] for r in expected]
+        assert [r["prob_neoplasms"] for r in got] == [r["prob_neoplasms"] for r in expected]
+
+
+RECIPES = {
+    "medical_abstracts": ("data_modules.MedicalAbstractsDataModule", ["medical_tc_train_partial.csv",
+                                                                       "medical_tc_labels.csv"]),
+    "hoc": ("data_modules.HoCDataModule", ["hoc_train.csv", "hoc_val.csv", "labels.json"]),
+}
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_predict_own_file_with_a_recipe_checkpoint_after_its_data_is_gone(recipe, tiny_encoder, tmp_path):
+    data_class, names = RECIPES[recipe]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name in names:  # a small slice of the corpus
+        lines = (SHARED_DATA / recipe / name).read_text().splitlines(keepends=True)
+        (data_dir / name).write_text("".join(lines[:81]) if name.endswith(".csv") and "labels" not in name
+                                     else "".join(lines))
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {"data_dir": str(data_dir)}, data_class,
+                         limit_train_batches=2, limit_val_batches=2)
+    fitted = run("fit", "--config", str(config), *(["--trainer.callbacks.monitor=val/micro_f1"]
+                                                   if recipe == "hoc" else []))
+    checkpoint = Path(fitted.trainer.checkpoint_callback.best_model_path)
+    names = fitted.model.label_names
+    shutil.rmtree(data_dir)
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"pmid": f"P{i}", "abstract": f"tumour carcinoma case {i}."}) + "\n"
+                            for i in range(5)))
+    got = predict(checkpoint, tmp_path, "own", "--data.predict_file", str(mine),
+                  "--data.text_column", "abstract", "--data.id_column", "pmid")
+    assert [r["pmid"] for r in got] == [f"P{i}" for i in range(5)]
+    assert list(got[0])[2:] == [f"prob_{n}".replace(" ", "_") for n in names]
