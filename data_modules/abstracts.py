@@ -18,19 +18,17 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
 from pytorch_lightning.utilities import rank_zero_info
-from torch.utils.data import DataLoader
 
 from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
-from .batching import EncodedAbstracts, PadCollator
+from .batching import EncodedAbstracts
 from .label_set import LabelSet
 from .labels import warn_conflicting_duplicates, warn_empty_classes
 from .readers import read_table, read_texts, require_column
-from .sampling import LengthSortedSampler, TrainingSampler
+from .loaders import AbstractsLoaders
+from .sampling import TrainingSampler
 from .splits import stratified_split
 from .token_cache import load_or_encode
 
@@ -41,7 +39,7 @@ def default_cache_dir() -> str:
     return os.environ.get("MEDTEXT_CACHE_DIR", str(Path.home() / ".cache" / "medtext"))
 
 
-class AbstractsDataModule(pl.LightningDataModule):
+class AbstractsDataModule(AbstractsLoaders):
     """Abstracts classification data, single-label or multi-label.
 
     Args:
@@ -99,8 +97,8 @@ class AbstractsDataModule(pl.LightningDataModule):
         self._tokenizer = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
-        self.train_sampler: Optional[TrainingSampler] = None
-        self._resume_position: Optional[tuple[int, int]] = None
+        self.train_sampler: Optional[TrainingSampler] = None  # set by train_dataloader
+        self._resume_position: Optional[tuple[int, int]] = None  # set by load_state_dict
 
     # ----------------------------------------------------------------- files and labels
     def resolve_files(self) -> dict[str, Optional[str]]:
@@ -222,60 +220,3 @@ class AbstractsDataModule(pl.LightningDataModule):
             data = self.load_split(split)
             self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])
             setattr(self, f"{split}_row_ids", data["row_ids"])
-
-    # ----------------------------------------------------------------- loaders
-    def _world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-
-    def _batches_done(self) -> int:
-        """Training batches finished in the current epoch (saved with checkpoints for exact resume)."""
-        trainer = self.trainer
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
-
-    def _loader(self, split: str, batch_size: int) -> DataLoader:
-        """Longest abstracts first (little padding); under DDP each abstract goes to exactly one rank."""
-        dataset = self.datasets[split]
-        world_size, rank = self._world()
-        sampler = LengthSortedSampler(dataset.lengths, world_size, rank)
-        # an own generator: creating the iterator must not draw from the global RNG (exact resume)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=self._collate(),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          generator=torch.Generator().manual_seed(0))
-
-    def _collate(self) -> PadCollator:
-        return PadCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of)
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = self.datasets["train"]
-        world_size, rank = self._world()
-        seed = torch.initial_seed() % 2**32  # set by seed_everything, identical on every rank
-        self.train_sampler = TrainingSampler(dataset.lengths, self.batch_size, self.bucket_by_length, seed,
-                                             world_size, rank)
-        if self._resume_position is not None:
-            epoch, batches_done = self._resume_position
-            self.train_sampler.skip_on_resume(epoch, batches_done * self.batch_size)
-            self._resume_position = None
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=self.train_sampler,
-                          collate_fn=self._collate(), num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(seed))
-
-    def state_dict(self) -> dict:
-        """The training position, saved in checkpoints: a resumed fit continues mid-epoch exactly."""
-        if self.train_sampler is None:
-            return {}
-        return {"train_epoch": self.train_sampler.epoch, "train_batches_done": self._batches_done()}
-
-    def load_state_dict(self, state: dict) -> None:
-        # Lightning restores the data module before it builds the train loader, which applies this
-        if "train_epoch" in state:
-            self._resume_position = (int(state["train_epoch"]), int(state["train_batches_done"]))
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", self.eval_batch_size)

@@ -31,3 +31,10 @@ def test_every_data_option_has_a_description(name, capsys):
     assert "data_dir" in parameters if name != "AbstractsDataModule" else "text_column" in parameters
     undescribed = [p for p in parameters if not option_help(help_text, p)]
     assert undescribed == []
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_usage_names_medtext(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: medtext [options] {command} ")
