@@ -4,5 +4,6 @@ from .classification_report import ClassificationReport
 from .metric_tables import MetricTables
 from .prediction_writer import PredictionWriter
 from .rng_state import RNGStateCheckpoint
+from .slurm_requeue import SlurmRequeue
 
-__all__ = ["ClassificationReport", "MetricTables", "PredictionWriter", "RNGStateCheckpoint"]
+__all__ = ["ClassificationReport", "MetricTables", "PredictionWriter", "RNGStateCheckpoint", "SlurmRequeue"]

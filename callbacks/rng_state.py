@@ -2,8 +2,8 @@
 
 Lightning restores weights, optimizer, scheduler and loop progress, but not the global RNGs that
 dropout draws from; with this callback a run resumed from a mid-epoch checkpoint draws the same
-dropout masks as the uninterrupted run. Each rank saves its own state (under DDP, rank 0's file
-holds rank 0's state; the other ranks re-derive theirs from it plus their rank).
+dropout masks as the uninterrupted run. Under DDP the checkpoint holds every rank's state (gathered
+when all ranks save), and each rank restores its own.
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ class RNGStateCheckpoint(pl.Callback):
         return "RNGStateCheckpoint"
 
     def state_dict(self) -> dict:
+        """This rank's state; under DDP also every rank's, in ``ranks`` (all ranks save together)."""
+        state = self._own_state()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            ranks: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(ranks, state)
+            state = {**state, "ranks": ranks}
+        return state
+
+    @staticmethod
+    def _own_state() -> dict:
         kind, keys, position, has_gauss, cached = np.random.get_state()
         return {
             "rank": _rank(),
@@ -34,6 +44,9 @@ class RNGStateCheckpoint(pl.Callback):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        ranks = state.get("ranks") or []
+        if _rank() < len(ranks):
+            state = ranks[_rank()]
         if state.get("rank", 0) != _rank():
             # another rank's state: keep this rank's streams distinct but reproducible
             torch.manual_seed(int(state["torch"][:8].view(torch.int64)) + _rank())

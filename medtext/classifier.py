@@ -195,6 +195,10 @@ class TextClassifier(pl.LightningModule):
         self._evaluation_epoch_end("val", self.val_metrics)
         if self.task.multi_label and self.hparams.tune_thresholds:
             self._tune_thresholds()
+        elif self.task.multi_label:  # untuned: the thresholds test and predict use are the global one
+            results = self.results["val"]
+            self.log_dict({"val/tuned_micro_f1": results["micro_f1"], "val/tuned_macro_f1": results["macro_f1"]},
+                          sync_dist=True)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "test", self.test_metrics)

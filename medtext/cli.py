@@ -19,19 +19,22 @@ from typing import Optional
 
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint
+from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
 from .checkpoint_config import CheckpointSettings, read_checkpoint, with_checkpoint_config
 from .checkpoint_io import StreamingCheckpointIO
+from .cluster_checks import slurm_launch_problem
 from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback
 from .errors import DataError, MedtextError
 from .precision import choose_precision
-from .resume import resolve_last
+from .resume import keep_csv_rows, resolve_last
+from .slurm import Requeued, prepare_slurm_fit
 from .wandb_resume import WandbRunId, resume_wandb_run
 
 
@@ -91,24 +94,31 @@ class MedtextCLI(LightningCLI):
             raise
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        problem = slurm_launch_problem(os.environ, config.trainer.get("devices"), config.trainer.get("num_nodes"))
+        if problem:
+            rank_zero_info(f"medtext: warning: {problem}")
         precision = choose_precision(config.trainer.get("precision"))
         if precision != config.trainer.get("precision"):
             print(f"this GPU has no bf16: using trainer.precision={precision}")
             config.trainer.precision = precision
         if self.subcommand == "fit":
-            resolve_last(config)  # --ckpt_path last: the newest last.ckpt of this logger's runs
+            prepare_slurm_fit(config)  # under SLURM: the job's own folders; a requeued job resumes
+            resolve_last(config)  # --ckpt_path last: this config's run's last.ckpt
             resume_wandb_run(config)  # --ckpt_path continues the checkpoint's W&B run
         ckpt_path = config.get("ckpt_path")
         if isinstance(ckpt_path, (str, Path)) and Path(ckpt_path).is_file():
             self.checkpoint = read_checkpoint(ckpt_path)  # its classes: the truth, also when resuming
 
     def instantiate_trainer(self, **kwargs):
-        """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO."""
+        """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.
+        Under SLURM, :class:`callbacks.SlurmRequeue` requeues, not Lightning's signal handler."""
         plugins = self._get(self.config_init, "trainer", default={}).get("plugins")
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(StreamingCheckpointIO())
+        if SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in plugins):
+            plugins.append(SLURMEnvironment(auto_requeue=False))
         return super().instantiate_trainer(plugins=plugins, **kwargs)
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
@@ -119,8 +129,11 @@ class MedtextCLI(LightningCLI):
             self.parser.set_defaults({"validate.verbose": False, "test.verbose": False})
 
     def before_fit(self) -> None:
-        """``fast_dev_run`` writes no checkpoint: Lightning skips every ModelCheckpoint save then,
-        except ``on_train_end``'s ``save_last`` one (a full ``last.ckpt``), which this turns off."""
+        """A resumed run keeps its ``metrics.csv`` rows. ``fast_dev_run`` writes no checkpoint: Lightning
+        skips every ModelCheckpoint save then, except ``on_train_end``'s ``save_last`` one (a full
+        ``last.ckpt``), which this turns off."""
+        if self.config[self.subcommand].get("ckpt_path"):
+            keep_csv_rows(self.trainer)  # a resumed run keeps the rows logged before
         if self.trainer.fast_dev_run:
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):
@@ -143,7 +156,7 @@ def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
                       auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
                       save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
                       trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
-                                                      RNGStateCheckpoint()],
+                                                      RNGStateCheckpoint(), SlurmRequeue()],
                                         "default_root_dir": "runs"}, args=args, run=run)
 
 
@@ -151,6 +164,9 @@ def main(args: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         build_cli(args)
+    except Requeued as requeued:  # not an error: the job runs again
+        print(f"medtext: {requeued}", file=sys.stderr)
+        return 0
     except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
         cause = user_error(err)
         if cause is None:

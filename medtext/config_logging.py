@@ -10,7 +10,9 @@ directory) with, when a ``WandbLogger`` is in use:
   ``config.yaml`` at the top of the run's files);
 - secrets scrubbed from what goes to W&B, including the model and data hyperparameters that
   Lightning logs: values under keys such as ``api_key``, ``token``, ``secret`` or ``password``, and
-  any value of an environment variable whose name contains KEY, TOKEN, SECRET or PASSWORD.
+  any value of an environment variable whose name contains KEY, TOKEN, SECRET or PASSWORD;
+- the run's summary holding the best value of each monitored metric, not the last epoch's
+  (:func:`medtext.wandb_runs.summarize_monitored_by_best`).
 
 The local ``config.yaml`` stays complete, so it reruns as it is.
 """
@@ -28,7 +30,7 @@ import yaml
 from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.loggers import WandbLogger
 
-from .wandb_runs import wandb_logger, wandb_run_dir
+from .wandb_runs import summarize_monitored_by_best, wandb_logger, wandb_run_dir
 
 REDACTED = "<redacted>"
 WANDB_CONFIG_FILE = "lightning/config.yaml"
@@ -113,10 +115,12 @@ class WandbSaveConfigCallback(SaveConfigCallback):
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Rank zero: the scrubbed config becomes the W&B run config and ``lightning/config.yaml``."""
+        """Rank zero: the scrubbed config becomes the W&B run config and ``lightning/config.yaml``;
+        monitored metrics are summarized by their best value."""
         logger = wandb_logger(trainer)
         if logger is None:
             return
+        summarize_monitored_by_best(trainer, logger)
         config = scrub(yaml.safe_load(self.parser.dump(self.config, skip_none=False)))
         run = logger.experiment
         run.config.update(config, allow_val_change=True)

@@ -1,49 +1,139 @@
-"""Resolve ``fit --ckpt_path last`` to the newest ``last.ckpt`` of the configured logger's runs.
+"""Resolve ``fit --ckpt_path last`` to the ``last.ckpt`` of this command's own run, never another job's.
 
 Lightning looks for ``last`` only in the new run's own (empty) checkpoint folder, because a CSV or
-TensorBoard logger starts a new ``version_N`` on every call. medtext instead finds the newest
-``last.ckpt`` under the logger's run folders and continues that run: same ``version_N`` folder, same
-metrics file; for W&B, the same run id (see ``medtext.wandb_resume``).
+TensorBoard logger starts a new ``version_N`` on every call. medtext looks in the run folders of the
+configured logger (the first one, as ``ModelCheckpoint`` does): ``<save_dir>/<name>/<version>/`` for
+CSV and TensorBoard, ``<save_dir>/<project>/<run id>/`` for W&B (whatever its display ``name``).
 
->>> find_last_checkpoint(Path("runs"), "demo")  # doctest: +SKIP
-PosixPath('runs/demo/version_3/checkpoints/last.ckpt')
+- The logger names its run (CSV/TensorBoard ``version``, W&B ``id``): that run's ``last.ckpt`` only.
+- Otherwise, the run folders holding a ``last.ckpt`` whose ``config.yaml`` has this command's
+  ``model`` and ``data`` (a rerun of the same command after a crash; runs of other configs or
+  other sweep values sharing the folder are never taken; a run without ``config.yaml`` counts).
+  Exactly one: it is resumed. Several (an earlier finished run of the same command, or a
+  concurrent one): ambiguous, medtext stops with one line listing them; pass the file, or give
+  concurrent runs their own ``version``/``id``.
+
+The resumed run continues in the same run folder (``version`` set to it); for W&B, in the same run
+(see ``medtext.wandb_resume``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
+
+import yaml
 
 from .errors import MedtextError
+from .io import atomic_write_text
 
 VERSIONED_LOGGERS = ("CSVLogger", "TensorBoardLogger")
 
 
-def find_last_checkpoint(save_dir: Path, name: str) -> Optional[Path]:
-    """The most recently written ``last*.ckpt`` below ``save_dir/name``, if any."""
-    folder = save_dir / name if name else save_dir
-    candidates = [p for p in folder.glob("**/checkpoints/last*.ckpt") if p.is_file()]
-    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+def newest_last(checkpoints: Path) -> Optional[Path]:
+    """The most recently written ``last*.ckpt`` in a ``checkpoints`` folder, if any."""
+    found = [p for p in checkpoints.glob("last*.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to JSON-comparable leaves (Namespaces and dicts flattened, ``__path__`` dropped)."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() if not str(key).startswith("__")
+                for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: json.loads(json.dumps(value, default=str))}
+
+
+def same_experiment(run_folder: Path, fit_config) -> Optional[bool]:
+    """Whether the run's ``config.yaml`` has the ``model`` and ``data`` of ``fit_config`` (values
+    both give must agree); ``None`` when the run has no readable ``config.yaml``."""
+    try:
+        saved = yaml.safe_load((run_folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(saved, dict):
+        return None
+    for section in ("model", "data"):
+        ours, theirs = _flat(fit_config.get(section)), _flat(saved.get(section))
+        if any(theirs[key] != value for key, value in ours.items() if key in theirs):
+            return False
+    return True
+
+
+def _logger_runs(fit_config) -> tuple[Path, Optional[str], Any]:
+    """(the folder of the logger's run folders, the run the logger names or ``None``, the init_args
+    of a CSV/TensorBoard logger whose ``version`` may be set to the resumed run, else ``None``)."""
+    trainer = fit_config.trainer
+    root = Path(trainer.get("default_root_dir") or ".")
+    logger = trainer.get("logger")
+    logger = logger[0] if isinstance(logger, list) and logger else logger
+    if logger is False:  # no logger: checkpoints in <default_root_dir>/checkpoints
+        return root, "", None
+    init_args = getattr(logger, "init_args", None) if logger not in (None, True) else None
+    if init_args is None:  # Lightning's default logger: <default_root_dir>/lightning_logs/version_N
+        return root / "lightning_logs", None, None
+    save_dir = Path(init_args.get("save_dir") or init_args.get("dir") or root)
+    class_name = str(getattr(logger, "class_path", "")).rsplit(".", 1)[-1]
+    if class_name.endswith("WandbLogger"):  # <project>/<run id>: the display name plays no part
+        project = init_args.get("project") or os.environ.get("WANDB_PROJECT") or "lightning_logs"
+        return save_dir / project, init_args.get("version") or init_args.get("id"), None
+    version = init_args.get("version")
+    run = f"version_{version}" if isinstance(version, int) else version
+    return save_dir / (init_args.get("name") or ""), run, init_args if class_name in VERSIONED_LOGGERS else None
+
+
+def find_last(fit_config) -> Path:
+    """The ``last.ckpt`` that ``--ckpt_path last`` means for this parsed ``fit`` config (see above)."""
+    folder, run, _ = _logger_runs(fit_config)
+    if run is not None:
+        checkpoint = newest_last(folder / run / "checkpoints")
+        if checkpoint is None:
+            raise MedtextError(f"--ckpt_path last: no last.ckpt in {folder / run / 'checkpoints'} "
+                               "(the logger's own run); pass the checkpoint file")
+        return checkpoint
+    found = [c for c in map(newest_last, sorted(folder.glob("*/checkpoints"))) if c is not None]
+    ours = sorted((c for c in found if same_experiment(c.parent.parent, fit_config) is not False),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    if len(ours) == 1:
+        return ours[0]
+    if len(ours) > 1:
+        raise MedtextError(f"--ckpt_path last is ambiguous: {len(ours)} runs of this model and data below {folder} "
+                           f"have a last.ckpt (newest first: {', '.join(map(str, ours))}); pass the one to resume "
+                           "as --ckpt_path FILE, or give each run its own logger version (W&B: id)")
+    others = f" (only other configs' runs: {', '.join(map(str, found))})" if found else ""
+    raise MedtextError(f"--ckpt_path last: no last.ckpt of this model and data below {folder}{others}; "
+                       "pass the checkpoint file")
 
 
 def resolve_last(fit_config) -> None:
     """Rewrite ``ckpt_path: last`` in a parsed ``fit`` config into an explicit path (in place)."""
     if fit_config.get("ckpt_path") != "last":
         return
-    trainer = fit_config.trainer
-    logger = trainer.get("logger")
-    init_args = getattr(logger, "init_args", None) if logger not in (None, True, False) else None
-    class_name = str(getattr(logger, "class_path", "")).rsplit(".", 1)[-1]
-    if init_args is None:  # Lightning's default logger: <default_root_dir>/lightning_logs/version_N
-        save_dir, name = Path(trainer.get("default_root_dir") or "."), "lightning_logs"
-    else:
-        save_dir = Path(init_args.get("save_dir") or trainer.get("default_root_dir") or ".")
-        name = init_args.get("name") or init_args.get("project") or ""
-    checkpoint = find_last_checkpoint(save_dir, name)
-    if checkpoint is None:
-        raise MedtextError(f"--ckpt_path last: no last.ckpt below {save_dir / name}; pass the checkpoint file")
+    checkpoint = find_last(fit_config)
     fit_config.ckpt_path = str(checkpoint)
-    run_folder = checkpoint.parent.parent.name
-    if init_args is not None and class_name in VERSIONED_LOGGERS and init_args.get("version") is None:
-        init_args.version = run_folder  # keep logging into the resumed run's folder
+    _, run, init_args = _logger_runs(fit_config)
+    if run is None and init_args is not None:
+        init_args.version = checkpoint.parent.parent.name  # keep logging into the resumed run's folder
     print(f"resuming from {checkpoint}")
+
+
+def keep_csv_rows(trainer) -> None:
+    """A resumed run keeps the ``metrics.csv`` rows its CSV logger wrote before: Lightning's CSV
+    logger deletes an existing run folder's ``metrics.csv`` when it starts (call before ``fit``)."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    for logger in trainer.loggers:
+        path = Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
+        if path is None or not trainer.is_global_zero or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        header = next(csv.reader(io.StringIO(text)), [])
+        writer = logger.experiment  # creating it removes the file
+        atomic_write_text(path, text)
+        writer.metrics_keys = [*header, *(key for key in writer.metrics_keys if key not in header)]

@@ -2,7 +2,8 @@
 
 With a ``WandbLogger``, ``trainer.log_dir`` is the logger's ``save_dir``, which every W&B run
 shares; the folder of one run is ``<save_dir>/<project>/<run id>/``, where Lightning also puts the
-checkpoints (``.../checkpoints/``).
+checkpoints (``.../checkpoints/``). :func:`summarize_monitored_by_best` makes a run's summary hold
+the best value of each monitored metric (a sweep's metric is its checkpoint's monitor).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.loggers.logger import DummyLogger
 
@@ -39,3 +41,27 @@ def logger_dir(trainer: pl.Trainer, logger: Logger) -> Path:
     if isinstance(logger, (CSVLogger, TensorBoardLogger)):
         return Path(logger.log_dir)
     return Path(logger.save_dir or trainer.default_root_dir)
+
+
+def monitored_metrics(trainer: pl.Trainer) -> dict[str, str]:
+    """``{metric: "max" or "min"}`` for the ``monitor`` of every ModelCheckpoint and EarlyStopping."""
+    modes: dict[str, str] = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, (ModelCheckpoint, EarlyStopping)) and callback.monitor:
+            modes.setdefault(callback.monitor, "max" if callback.mode == "max" else "min")
+    return modes
+
+
+def summarize_monitored_by_best(trainer: pl.Trainer, logger: WandbLogger) -> dict[str, str]:
+    """Rank zero: the W&B summary of each monitored metric becomes its best value over the run
+    (``summary[name] == {"max": ...}``, or ``"min"``), not the last epoch's. Returns the metrics.
+
+    Charts keep Lightning's x-axis, ``trainer/global_step``. A sweep's metric is its base config's
+    checkpoint monitor, so each run's summary holds the best epoch's value of the sweep metric.
+    """
+    modes = monitored_metrics(trainer)
+    synced = bool(getattr(logger, "_wandb_init", {}).get("sync_tensorboard"))  # WandbLogger's own x-axis choice
+    step = "global_step" if synced else "trainer/global_step"
+    for name, mode in modes.items():
+        logger.experiment.define_metric(name, step_metric=step, step_sync=True, summary=mode)
+    return modes

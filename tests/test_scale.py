@@ -105,6 +105,8 @@ def test_killed_fit_resumes_mid_epoch_to_identical_metrics(trained, tiny_encoder
     resumed = medtext("fit", "--config", str(config), "--ckpt_path", "last", cwd=tmp_path)
     assert "resuming from" in resumed.stdout
     assert len(list((tmp_path / "runs" / "killed").glob("version_*"))) == 1, "resume continues the same run"
+    logged_steps = {int(r["step"]) for r in csv.DictReader(open(run / "metrics.csv")) if r.get("train/loss")}
+    assert {0, 1, 2, 3, 4} <= logged_steps, "the rows logged before the kill are kept"
     expected = last_row_with(straight / "metrics.csv", "val/loss")
     got = last_row_with(run / "metrics.csv", "val/loss")
     assert got["step"] == expected["step"] and got["epoch"] == expected["epoch"]

@@ -1,10 +1,9 @@
-"""W&B sweeps: every ``configs/sweeps/*.yaml`` runs ``python -m medtext fit`` with the arguments
-``wandb agent`` builds from sampled values (``--key=value``), each value reaches the model, the
-sweep's metric is logged; under DDP every rank gets the same values and one W&B run is made."""
+"""W&B sweeps: every ``configs/sweeps/*.yaml`` has the keys ``wandb agent`` needs, and the command the
+agent expands from it with sampled values (``--key=value``) is a ``python -m medtext fit`` that parses
+and runs; each value reaches the model, the sweep's metric is logged; under DDP every rank gets the
+same values and one W&B run is made."""
 
-import csv
 import json
-import math
 import os
 import random
 import subprocess
@@ -19,93 +18,17 @@ import yaml
 
 from cli_helpers import run
 from conftest import ROOT
-from data_modules.synthetic import CONDITIONS, generate_abstracts
 from medtext.cli import main
-
-SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
-HOC_LABELS = [f"label-{c}" for c in "123456789a"]
+from sweep_helpers import SWEEPS, agent_command, base_config, repo_like, sample, tiny_overrides
 
 
 def sweep_id(path: Path) -> str:
     return path.stem
 
 
-def sample(spec: dict, rng: random.Random, pick=None):
-    """One value of a sweep parameter; ``pick`` (an index) chooses among ``values`` and min/max."""
-    if "value" in spec:
-        return spec["value"]
-    if "values" in spec:
-        values = spec["values"]
-        return values[pick % len(values)] if pick is not None else rng.choice(values)
-    low, high = spec["min"], spec["max"]
-    if pick is not None:
-        return (low, high)[pick % 2]
-    distribution = spec.get("distribution", "int_uniform" if isinstance(low, int) else "uniform")
-    if distribution == "uniform":
-        return rng.uniform(low, high)
-    if distribution == "log_uniform_values":
-        return math.exp(rng.uniform(math.log(low), math.log(high)))
-    if distribution == "int_uniform":
-        return rng.randint(low, high)
-    raise AssertionError(f"no sampler for distribution {distribution!r} in this test")
-
-
-def agent_command(sweep: dict, values: dict) -> list[str]:
-    """The command ``wandb agent`` runs for these values (as in wandb_agent.Agent._command_run)."""
-    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
-
-    macros = {**create_sweep_command_args({"args": {k: {"value": v} for k, v in values.items()}}),
-              "interpreter": ["python"], "program": [sweep.get("program")], "env": ["/usr/bin/env"]}
-    command = []
-    for chunk in map(str, sweep["command"]):
-        command += macros.get(chunk[2:-1]) or [] if chunk.startswith("${") and chunk.endswith("}") else [chunk]
-    return command
-
-
-def write_medical_abstracts(folder: Path) -> Path:
-    """A tiny copy of the official format: medical_tc_train.csv and medical_tc_labels.csv."""
-    folder.mkdir()
-    names = list(CONDITIONS)
-    with open(folder / "medical_tc_labels.csv", "w", newline="") as handle:
-        csv.writer(handle).writerows([["condition_label", "condition_name"],
-                                      *([i + 1, n] for i, n in enumerate(names))])
-    with open(folder / "medical_tc_train.csv", "w", newline="") as handle:
-        csv.writer(handle).writerows([["condition_label", "medical_abstract"],
-                                      *([names.index(r["label"]) + 1, r["text"]] for r in generate_abstracts(40))])
-    return folder
-
-
-def write_hoc(folder: Path) -> Path:
-    """A tiny copy of the HoC format: tab-separated splits, one 0/1 column per label, labels.json."""
-    folder.mkdir()
-    rng = random.Random(0)
-    (folder / "labels.json").write_text(json.dumps({c: f"Hallmark {c}: description of {c}" for c in HOC_LABELS}))
-    for split, n in (("train", 24), ("val", 8)):
-        rows = [["", *HOC_LABELS]] + [[r["text"], *(int(rng.random() < 0.3) for _ in HOC_LABELS)]
-                                      for r in generate_abstracts(n, seed=len(split))]
-        with open(folder / f"hoc_{split}.csv", "w", newline="") as handle:
-            csv.writer(handle, delimiter="\t").writerows(rows)
-    return folder
-
-
 @pytest.fixture
 def agent_cwd(tmp_path):
-    """The agent runs from the repository root: the sweep's relative config paths must resolve."""
-    (tmp_path / "configs").symlink_to(ROOT / "configs")
-    return tmp_path
-
-
-def tiny_overrides(sweep: dict, tiny_encoder: str, tmp_path: Path) -> list[str]:
-    """Options after ${args}, as a user adds fixed ones: tiny encoder and data, CPU. None is swept."""
-    base = yaml.safe_load((ROOT / sweep["command"][sweep["command"].index("--config") + 1]).read_text())
-    multi_label = base["data"]["class_path"].endswith("HoCDataModule")
-    data_dir = write_hoc(tmp_path / "hoc") if multi_label else write_medical_abstracts(tmp_path / "ma")
-    overrides = [f"--model.init_args.encoder_name={tiny_encoder}", f"--data.init_args.data_dir={data_dir}",
-                 "--data.init_args.max_length=32", "--data.init_args.batch_size=4",
-                 "--data.init_args.eval_batch_size=8", "--data.init_args.num_workers=0",
-                 "--trainer.accelerator=cpu", "--trainer.precision=32-true", "--trainer.enable_progress_bar=false"]
-    assert not {o.split("=")[0][2:] for o in overrides} & set(sweep["parameters"])
-    return overrides
+    return repo_like(tmp_path)
 
 
 def resolved(config: Namespace, key: str):
@@ -123,10 +46,10 @@ def assert_same(got, expected, key: str) -> None:
 @pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
 def test_sweep_config_is_valid(path):
     sweep = yaml.safe_load(path.read_text())
-    base = sweep["command"][sweep["command"].index("--config") + 1]
-    monitor = yaml.safe_load((ROOT / base).read_text())["trainer"]["callbacks"][0]["init_args"]["monitor"]
+    monitor = base_config(sweep)["trainer"]["callbacks"][0]["init_args"]["monitor"]
     assert sweep["method"] in ("bayes", "random") and sweep["metric"] == {"name": monitor, "goal": "maximize"}
-    assert sweep["command"][:5] == ["${env}", "${interpreter}", "-m", "medtext", "fit"]
+    assert sweep["program"] == "medtext"  # `wandb agent` from the command line needs it (W&B's sweep docs)
+    assert sweep["command"][:5] == ["${env}", "${interpreter}", "-m", "${program}", "fit"]
     assert sweep["command"][-1] == "${args}" and "configs/logger/wandb.yaml" in sweep["command"]
     assert all({"values", "value", "min"} & set(spec) for spec in sweep["parameters"].values())
     assert len(SWEEPS) >= 2
@@ -137,7 +60,6 @@ def test_agent_command_runs_and_logs_the_sweep_metric(path, tiny_encoder, tmp_pa
     sweep = yaml.safe_load(path.read_text())
     values = {key: sample(spec, random.Random(sweep_id(path))) for key, spec in sweep["parameters"].items()}
     command = agent_command(sweep, values)
-    assert command[:5] == ["/usr/bin/env", "python", "-m", "medtext", "fit"]
     assert all(f"--{key}={value}" in command for key, value in values.items())
     cli = run(*command[4:], *tiny_overrides(sweep, tiny_encoder, tmp_path), "--trainer.fast_dev_run=true")
     assert sweep["metric"]["name"] in cli.trainer.logged_metrics
@@ -153,13 +75,17 @@ def test_agent_command_runs_and_logs_the_sweep_metric(path, tiny_encoder, tmp_pa
 
 @pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
 def test_every_value_and_bound_parses(path, tiny_encoder, tmp_path, agent_cwd, capsys):
+    """The agent's expansion of the sweep (wandb's code) is a ``python -m medtext fit`` that parses,
+    for every listed value and both bounds of every range."""
     sweep = yaml.safe_load(path.read_text())
     overrides = tiny_overrides(sweep, tiny_encoder, tmp_path)
     choices = max(len(spec.get("values", [0, 0])) for spec in sweep["parameters"].values())
     for pick in range(choices):
         values = {key: sample(spec, random.Random(0), pick) for key, spec in sweep["parameters"].items()}
+        command = agent_command(sweep, values)
+        assert command[:5] == ["/usr/bin/env", "python", "-m", "medtext", "fit"]
         with pytest.raises(SystemExit) as exit_info:
-            main([*agent_command(sweep, values)[4:], *overrides, "--print_config"])
+            main([*command[4:], *overrides, "--print_config"])
         assert exit_info.value.code in (0, None)
         printed = yaml.safe_load(capsys.readouterr().out)
         for key, value in values.items():

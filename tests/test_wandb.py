@@ -32,6 +32,7 @@ def offline_wandb(monkeypatch, tmp_path):
         monkeypatch.setenv(name, value)
     yield
     wandb.finish()
+    wandb.teardown()  # the W&B service resolves relative paths in the folder it started in
 
 
 def fit_wandb(config: Path, *args: str):

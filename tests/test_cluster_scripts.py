@@ -1,0 +1,231 @@
+"""``scripts/slurm/fit.sbatch`` and ``scripts/torchrun_fit.sh`` run by ``bash`` as sbatch and a user
+would run them, with stub ``srun``, ``torchrun``, ``python`` and ``nvidia-smi`` that record their
+command lines, in a fake checkout whose ``.venv`` holds the stubs."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from medtext.cluster_checks import requested_devices
+
+FIT_SBATCH = ROOT / "scripts" / "slurm" / "fit.sbatch"
+TORCHRUN_FIT = ROOT / "scripts" / "torchrun_fit.sh"
+STUB = """#!{python}
+import json, os, sys
+with open(os.environ["STUB_RECORD"], "a") as f:
+    f.write(json.dumps({{"cmd": os.path.basename(sys.argv[0]), "path": sys.argv[0], "argv": sys.argv[1:],
+                        "cwd": os.getcwd(), "venv": os.environ.get("VIRTUAL_ENV"),
+                        "tokenizers": os.environ.get("TOKENIZERS_PARALLELISM")}}) + "\\n")
+if os.path.basename(sys.argv[0]) == "python" and sys.argv[1:2] == ["-c"]:  # torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    print(8 if visible is None else len([d for d in visible.split(",") if d]))
+if os.path.basename(sys.argv[0]) == "nvidia-smi":
+    for i in range(8):
+        print(f"GPU {{i}}: A100 (UUID: GPU-{{i}})\\n  MIG 3g.20gb Device 0: (UUID: MIG-{{i}})")
+"""
+# sbatch with the script's #SBATCH lines: 2 nodes x 4 tasks x 4 GPUs, 8 CPUs a task
+SBATCH_ENV = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NNODES": "2", "SLURM_JOB_NUM_NODES": "2",
+              "SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_GPUS_PER_NODE": "4",
+              "SLURM_CPUS_PER_TASK": "8", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+
+
+def stub(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(STUB.format(python=sys.executable))
+    (folder / name).chmod(0o755)
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """A fake repository: the files fit.sbatch looks for, the torchrun script, a .venv with the stubs
+    (its activate refers to an unset variable, as some do), and srun/nvidia-smi in a system folder."""
+    repo = tmp_path / "medtext"
+    for path in ("medtext/cli.py", "configs/trainer/multinode.yaml"):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, repo / path)
+    (repo / "scripts").mkdir()
+    shutil.copy(TORCHRUN_FIT, repo / "scripts" / "torchrun_fit.sh")
+    venv = repo / ".venv"
+    for name in ("python", "torchrun"):
+        stub(venv / "bin", name)
+    (venv / "bin" / "activate").write_text(
+        f'_OLD_PS1="$PS1"\nVIRTUAL_ENV="{venv}"\nexport VIRTUAL_ENV\nPATH="$VIRTUAL_ENV/bin:$PATH"\nexport PATH\n')
+    for name in ("srun", "nvidia-smi"):
+        stub(tmp_path / "sysbin", name)
+    return repo
+
+
+def run_script(script: Path, cwd: Path, env: dict, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    record = cwd.parent / "record.jsonl"
+    record.unlink(missing_ok=True)
+    base = {"PATH": f"{cwd.parent / 'sysbin'}:/usr/bin:/bin", "HOME": str(cwd.parent), "STUB_RECORD": str(record)}
+    result = subprocess.run(["bash", str(script), *args], cwd=cwd, env={**base, **env}, capture_output=True,
+                            text=True, timeout=60)
+    calls = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    return result, calls
+
+
+def sbatch(checkout: Path, env: dict, *args: str):
+    """Run fit.sbatch as slurmd does: a spool copy, in the submit folder, SLURM_SUBMIT_DIR set."""
+    spool = checkout.parent / "spool" / "job04242"
+    spool.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIT_SBATCH, spool / "slurm_script")
+    submit = Path(env.get("SLURM_SUBMIT_DIR", checkout))
+    return run_script(spool / "slurm_script", submit, {"SLURM_SUBMIT_DIR": str(checkout), **env}, *args)
+
+
+def fit_command(nodes: int, devices: int) -> list[str]:
+    return ["python", "-m", "medtext", "fit", "--config", "configs/hoc/biomedbert_label_attention.yaml",
+            "--config", "configs/trainer/multinode.yaml", f"--trainer.num_nodes={nodes}",
+            f"--trainer.devices={devices}", "--data.data_dir", "/data/hoc"]
+
+
+@pytest.mark.parametrize("script", [FIT_SBATCH, TORCHRUN_FIT])
+def test_scripts_parse(script):
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
+
+
+def test_sbatch_lines_keep_requeue_and_default_to_two_nodes_of_four_gpus():
+    lines = [line.split()[1] for line in FIT_SBATCH.read_text().splitlines() if line.startswith("#SBATCH")]
+    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--signal=SIGUSR1@90", "--requeue",
+                 "--open-mode=append"):
+        assert line in lines
+
+
+@pytest.mark.parametrize(("overrides", "nodes", "devices"), [
+    ({}, 2, 4),  # the #SBATCH lines
+    ({"SLURM_NNODES": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_NTASKS": "4"}, 1, 4),  # sbatch --nodes=1
+    ({"SLURM_NNODES": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
+      "SLURM_GPUS_PER_NODE": "a100:2"}, 1, 2),  # sbatch --nodes=1 --ntasks-per-node=2 --gpus-per-node=a100:2
+])
+def test_sbatch_runs_srun_in_the_checkout_with_its_venv(checkout, overrides, nodes, devices):
+    result, calls = sbatch(checkout, {**SBATCH_ENV, **overrides}, "configs/hoc/biomedbert_label_attention.yaml",
+                           "--data.data_dir", "/data/hoc")
+    assert result.returncode == 0, result.stderr
+    [srun] = calls
+    assert srun["cmd"] == "srun" and srun["argv"] == ["--cpus-per-task=8", *fit_command(nodes, devices)]
+    assert srun["cwd"] == str(checkout) and srun["venv"] == str(checkout / ".venv")
+    assert srun["tokenizers"] == "false"
+    assert f"{nodes} node(s) x {devices} task(s)" in result.stdout
+    assert str(checkout / ".venv/bin/python") in result.stdout
+
+
+def test_sbatch_with_an_empty_medtext_venv_keeps_the_environment(checkout):
+    env = {**SBATCH_ENV, "MEDTEXT_VENV": ""}
+    del env["SLURM_CPUS_PER_TASK"]
+    result, [srun] = sbatch(checkout, env, "configs/demo.yaml")
+    assert result.returncode == 0, result.stderr
+    assert srun["venv"] is None and srun["argv"][:5] == ["python", "-m", "medtext", "fit", "--config"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"SLURM_NTASKS_PER_NODE": None}, "has no --ntasks-per-node"),  # sbatch --ntasks=8 only
+    ({"SLURM_NTASKS_PER_NODE": "2", "SLURM_NTASKS": "4"}, "--ntasks-per-node=2 but --gpus-per-node=4"),
+    ({"MEDTEXT_VENV": "/nowhere/venv"}, "no virtualenv at /nowhere/venv"),
+    ({"SLURM_SUBMIT_DIR": "ELSEWHERE"}, "is not the medtext repository: submit from its root"),
+])
+def test_sbatch_stops_with_one_line_before_srun(checkout, overrides, message):
+    env = {**SBATCH_ENV, **overrides}
+    if env["SLURM_NTASKS_PER_NODE"] is None:
+        del env["SLURM_NTASKS_PER_NODE"]
+    if env.get("SLURM_SUBMIT_DIR") == "ELSEWHERE":
+        env["SLURM_SUBMIT_DIR"] = str(checkout.parent)
+    result, calls = sbatch(checkout, env, "configs/demo.yaml")
+    assert result.returncode == 1 and calls == []
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sbatch_command_line_parses_as_medtext_fit(checkout):
+    """The srun command line, run for real up to the parsed config: num_nodes and devices arrive."""
+    _, [srun] = sbatch(checkout, {**SBATCH_ENV, "SLURM_NNODES": "1"}, "configs/demo.yaml")
+    command = [sys.executable, *srun["argv"][2:], "--print_config"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    trainer = yaml.safe_load(result.stdout)["trainer"]
+    assert (trainer["num_nodes"], trainer["strategy"]) == (1, "ddp")
+    assert requested_devices(trainer["devices"]) == 4  # jsonargparse keeps "4", Lightning counts 4
+
+
+def torchrun_argv(nproc: int, nnodes: int, node_rank: int, addr: str) -> list[str]:
+    return [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--nproc-per-node={nproc}", f"--master-addr={addr}",
+            "--master-port=29500", "-m", "medtext", "fit", "--config", "configs/medical_abstracts/biomedbert_mlp.yaml"]
+
+
+@pytest.mark.parametrize(("env", "nproc"), [
+    ({}, 8),  # every GPU torch sees
+    ({"CUDA_VISIBLE_DEVICES": "0,2"}, 2),  # nvidia-smi -L would say 16 (8 GPUs, 8 MIG slices)
+    ({"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "node0", "CUDA_VISIBLE_DEVICES": "3"}, 1),
+    ({"GPUS_PER_NODE": "3", "CUDA_VISIBLE_DEVICES": ""}, 3),  # GPUS_PER_NODE wins, torch is not asked
+])
+def test_torchrun_counts_the_gpus_torch_sees(checkout, env, nproc):
+    script = checkout / "scripts" / "torchrun_fit.sh"
+    result, calls = run_script(script, checkout, env, "configs/medical_abstracts/biomedbert_mlp.yaml",
+                               "--seed_everything=1")
+    assert result.returncode == 0, result.stderr
+    asked = [c for c in calls if c["cmd"] == "python"]
+    assert [c["argv"] for c in asked] == ([] if "GPUS_PER_NODE" in env else
+                                          [["-c", "import torch; print(torch.cuda.device_count())"]])
+    assert all(c["venv"] == str(checkout / ".venv") for c in calls)
+    assert not [c for c in calls if c["cmd"] == "nvidia-smi"]
+    [torchrun] = [c for c in calls if c["cmd"] == "torchrun"]
+    nnodes = int(env.get("NNODES", 1))
+    expected = torchrun_argv(nproc, nnodes, int(env.get("NODE_RANK", 0)), env.get("MASTER_ADDR", "127.0.0.1"))
+    assert torchrun["argv"] == [*expected, "--config", str(checkout / "configs/trainer/multinode.yaml"),
+                                f"--trainer.num_nodes={nnodes}", f"--trainer.devices={nproc}", "--seed_everything=1"]
+    assert torchrun["path"] == str(checkout / ".venv" / "bin" / "torchrun")
+
+
+def test_torchrun_stops_when_torch_sees_no_gpu(checkout):
+    script = checkout / "scripts" / "torchrun_fit.sh"
+    result, calls = run_script(script, checkout, {"CUDA_VISIBLE_DEVICES": ""}, "configs/demo.yaml")
+    assert result.returncode == 1 and [c["cmd"] for c in calls] == ["python"]
+    assert "torch sees no GPU (CUDA_VISIBLE_DEVICES=)" in result.stderr and "GPUS_PER_NODE" in result.stderr
+
+
+def test_torchrun_asks_the_real_torch(checkout):
+    """This machine's torch (CPU only) sees no GPU: the script says so and starts nothing."""
+    script = checkout / "scripts" / "torchrun_fit.sh"
+    env = {"MEDTEXT_VENV": "", "PATH": f"{checkout / '.venv' / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin"}
+    (checkout / ".venv" / "bin" / "python").unlink()  # the real python, the stub torchrun
+    result, calls = run_script(script, checkout, env, "configs/demo.yaml")
+    assert result.returncode == 1 and calls == [], result.stderr
+    assert "torch sees no GPU (CUDA_VISIBLE_DEVICES=unset)" in result.stderr
+
+
+def readme_sbatch_commands() -> list[list[str]]:
+    """The ``sbatch`` command lines of the README's SLURM paragraph (comments dropped)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**SLURM**"):readme.index("**torchrun**")]
+    return [shlex.split(line, comments=True) for line in section.splitlines() if line.startswith("sbatch ")]
+
+
+@pytest.mark.parametrize("command", readme_sbatch_commands(), ids=" ".join)
+def test_readme_sbatch_commands_run_as_documented(checkout, command):
+    """Each README command, with sbatch's rule that its options win over the #SBATCH lines."""
+    directives = [line.split()[1] for line in FIT_SBATCH.read_text().splitlines() if line.startswith("#SBATCH")]
+    script = command.index("scripts/slurm/fit.sbatch")
+    options = dict(o.lstrip("-").split("=", 1) for o in [*directives, *command[1:script]] if "=" in o)
+    nodes, tasks = int(options["nodes"]), int(options["ntasks-per-node"])
+    env = {**SBATCH_ENV, "SLURM_NNODES": str(nodes), "SLURM_JOB_NUM_NODES": str(nodes),
+           "SLURM_NTASKS": str(nodes * tasks), "SLURM_NTASKS_PER_NODE": str(tasks),
+           "SLURM_GPUS_PER_NODE": options["gpus-per-node"]}
+    result, [srun] = sbatch(checkout, env, *command[script + 1:])
+    assert result.returncode == 0, result.stderr
+    config, *rest = command[script + 1:]
+    assert srun["argv"][1:] == ["python", "-m", "medtext", "fit", "--config", config, "--config",
+                                "configs/trainer/multinode.yaml", f"--trainer.num_nodes={nodes}",
+                                f"--trainer.devices={tasks}", *rest]
+
+
+def test_readme_gives_the_multi_and_single_node_recipes():
+    starts = [command[:command.index("scripts/slurm/fit.sbatch")] for command in readme_sbatch_commands()]
+    assert starts == [["sbatch"], ["sbatch", "--nodes=1"],
+                      ["sbatch", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=2"]]
