@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,26 +20,43 @@ def readme_commands(text: str) -> list[str]:
     return [lines[i + 1] for n in (1, 2) for i, line in enumerate(lines) if line.startswith(f"# {n}. ")]
 
 
-def run_ci(tmp_path: Path, *args: str, readme: Path | None = None) -> subprocess.CompletedProcess:
-    """``bash .ci/run``; a ``python3`` that fails at once stands in, so nothing builds a virtualenv."""
+STUB = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$STUB_LOG"
+case "$*" in
+    *"-m pip"*) exit 0 ;;
+    *"-m medtext"*) exit "${STUB_MEDTEXT_STATUS:-0}" ;;
+    *"-m pytest"*) exit "${STUB_PYTEST_STATUS:-0}" ;;
+esac
+[ "$(basename "$0")" = pip ] && case "$*" in *torch*) exit "${STUB_PIP_STATUS:-0}" ;; esac
+exit 0
+"""
+
+
+def run_ci(tmp_path: Path, *args: str, **statuses: int) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``bash .ci/run ARGS`` with ``pip`` and ``python`` stubs first on PATH that log their arguments
+    and exit with ``STUB_<PIP|MEDTEXT|PYTEST>_STATUS``; returns the result and the logged calls."""
     stub = tmp_path / "stub_bin"
     stub.mkdir(exist_ok=True)
-    (stub / "python3").write_text("#!/bin/sh\necho 'python3 called' >&2\nexit 97\n")
-    (stub / "python3").chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k not in ("CI_README", "CI_VENV", "TORCH_INDEX_URL")}
-    env["PATH"] = f"{stub}{os.pathsep}{os.environ['PATH']}"
-    if readme is not None:
-        env["CI_README"] = str(readme)
-    return subprocess.run(["bash", str(ROOT / ".ci" / "run"), *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    for name in ("pip", "python", "python3"):
+        (stub / name).write_text(STUB)
+        (stub / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"}
+    env.update({"PATH": f"{stub}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log),
+                **{f"STUB_{name.upper()}_STATUS": str(value) for name, value in statuses.items()}})
+    result = subprocess.run(["bash", str(ROOT / ".ci" / "run"), *args], env=env, capture_output=True, text=True,
+                            timeout=120)
+    calls = [line for line in log.read_text().splitlines() if "-m pip" not in line] if log.exists() else []
+    return result, calls
 
 
-def test_ci_reads_the_readme_commands_verbatim(tmp_path):
+def test_ci_runs_the_readme_commands_verbatim():
     expected = readme_commands((ROOT / "README.md").read_text())
     assert len(expected) == 2 and expected[0].startswith("pip install torch==") and "pytest" in expected[1]
-    result = run_ci(tmp_path, "--print-commands")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == expected
+    script = (ROOT / ".ci" / "run").read_text().splitlines()
+    lines = [next((i for i, line in enumerate(script) if line == f"{command} || failed {n} $?"), None)
+             for n, command in enumerate(expected, 1)]
+    assert None not in lines and lines == sorted(lines), (expected, lines)
 
 
 def test_readme_test_command_installs_pyarrow():
@@ -52,45 +68,24 @@ def test_readme_test_command_installs_pyarrow():
     assert "pyarrow" in requirements, (extras, requirements)
 
 
-def fake_readme(tmp_path: Path, first: str, second: str) -> Path:
-    path = tmp_path / "README.md"
-    path.write_text(f"# x\n\n```bash\n# 1. install\n{first}\n\n# 2. test\n{second}\n```\n")
-    return path
-
-
 def test_ci_runs_both_commands_in_order(tmp_path):
-    log = tmp_path / "log"
-    readme = fake_readme(tmp_path, f"echo one >> {log} && echo again >> {log}", f"echo two >> {log}")
-    result = run_ci(tmp_path, "--no-venv", readme=readme)
+    result, calls = run_ci(tmp_path, "--no-venv")
     assert result.returncode == 0, result.stderr
-    assert log.read_text().split() == ["one", "again", "two"]
+    assert calls == ["pip install torch==2.13.0", "pip install -e .[offline]",
+                     "python -m medtext fit --config configs/demo.yaml", "pip install -e .[test]", "python -m pytest -q"]
 
 
-@pytest.mark.parametrize("first, status", [("exit 3", 3), ("false; echo ran >> {log}", 1),
-                                           ("true && false && echo ran >> {log}", 1)])
-def test_ci_stops_at_a_failing_readme_command(tmp_path, first, status):
-    log = tmp_path / "log"
-    readme = fake_readme(tmp_path, first.format(log=log), f"echo two >> {log}")
-    result = run_ci(tmp_path, "--no-venv", readme=readme)
+@pytest.mark.parametrize("statuses, command, status, ran", [
+    ({"pip": 3}, 1, 3, 1), ({"medtext": 1}, 1, 1, 3), ({"pytest": 1}, 2, 1, 5)])
+def test_ci_stops_at_a_failing_readme_command(tmp_path, statuses, command, status, ran):
+    result, calls = run_ci(tmp_path, "--no-venv", **statuses)
     assert result.returncode == status, (result.stdout, result.stderr)
-    assert f"README command 1 failed with exit status {status}" in result.stderr
-    assert not log.exists(), "nothing after the failure may run"
+    assert f"README command {command} failed with exit status {status}" in result.stderr
+    assert len(calls) == ran, f"nothing after the failure may run: {calls}"
 
 
 def test_ci_fails_when_pytest_collects_no_tests(tmp_path):
-    empty = tmp_path / "no_tests"
-    empty.mkdir()
-    (empty / "pytest.ini").write_text("[pytest]\n")
-    second = f"{sys.executable} -m pytest -q -p no:cacheprovider -c {empty / 'pytest.ini'} {empty}"
-    result = run_ci(tmp_path, "--no-venv", readme=fake_readme(tmp_path, "true", second))
+    result, _ = run_ci(tmp_path, "--no-venv", pytest=5)
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert "README command 2 failed with exit status 5 (pytest collected no tests)" in result.stderr
 
-
-def test_ci_fails_on_a_readme_without_the_commands(tmp_path):
-    readme = tmp_path / "README.md"
-    # only the first ```bash block counts, even if a later one has a "# 2."
-    readme.write_text("# x\n\n```bash\n# 1. install\npip install -e .\n```\n\n```bash\n# 2. other\ntrue\n```\n")
-    result = run_ci(tmp_path, "--print-commands", readme=readme)
-    assert result.returncode == 1
-    assert "no command after '# 2.'" in result.stderr
