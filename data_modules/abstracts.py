@@ -28,7 +28,6 @@ from .label_set import LabelSet
 from .labels import warn_conflicting_duplicates, warn_empty_classes
 from .readers import read_table, read_texts, require_column
 from .loaders import AbstractsLoaders
-from .sampling import TrainingSampler
 from .splits import stratified_split
 from .token_cache import load_or_encode
 
@@ -97,8 +96,6 @@ class AbstractsDataModule(AbstractsLoaders):
         self._tokenizer = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
-        self.train_sampler: Optional[TrainingSampler] = None  # set by train_dataloader
-        self._resume_position: Optional[tuple[int, int]] = None  # set by load_state_dict
 
     # ----------------------------------------------------------------- files and labels
     def resolve_files(self) -> dict[str, Optional[str]]:

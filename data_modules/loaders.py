@@ -22,8 +22,8 @@ class AbstractsLoaders(pl.LightningDataModule):
     ``eval_batch_size``, ``bucket_by_length``, ``pad_to_multiple_of`` and ``num_workers``."""
 
     datasets: dict[str, EncodedAbstracts]
-    train_sampler: Optional[TrainingSampler] = None
-    _resume_position: Optional[tuple[int, int]] = None
+    train_sampler: Optional[TrainingSampler] = None  # set by train_dataloader
+    _resume_position: Optional[tuple[int, int]] = None  # set by load_state_dict, used by train_dataloader
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
