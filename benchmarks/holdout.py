@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_modules.splits import stratified_split  # noqa: E402
+from data_modules.sampling import stratified_split  # noqa: E402
 
 
 def main() -> None:

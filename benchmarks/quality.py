@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medtext import TextClassifier  # noqa: E402
-from medtext.checkpoint_config import CHECKPOINT_KEY  # noqa: E402
+from medtext.checkpoint import read_checkpoint  # noqa: E402
 
 
 def fit(args, seed: int, name: str) -> Path:
@@ -50,10 +50,10 @@ def fit(args, seed: int, name: str) -> Path:
 
 
 def predict_test(run_dir: Path, test_file: Path, precision: str):
-    """(probabilities, predictions, gold labels, label names, multi_label) of the best checkpoint."""
+    """(predictions, gold labels, label names, multi_label) of the best checkpoint on the test file."""
     checkpoint = next((run_dir / "checkpoints").glob("best*.ckpt"))
     model = TextClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
-    data = torch.load(checkpoint, map_location="cpu", weights_only=True)[CHECKPOINT_KEY]
+    data = read_checkpoint(checkpoint).data
     module, _, cls = data["class_path"].rpartition(".")
     datamodule = getattr(importlib.import_module(module), cls)(
         **{**data["init_args"], "test_file": str(test_file), "tokenizer_name": model.hparams.encoder_name})
@@ -63,9 +63,8 @@ def predict_test(run_dir: Path, test_file: Path, precision: str):
                          enable_progress_bar=False, enable_checkpointing=False)
     outputs = trainer.predict(model, dataloaders=datamodule.test_dataloader())
     index = torch.cat([o["index"] for o in outputs])
-    probabilities = torch.cat([o["probabilities"] for o in outputs]).float()[torch.argsort(index)]
     gold = torch.as_tensor(datamodule.datasets["test"].labels)[torch.sort(index).values]
-    predictions = model.task.predictions(probabilities, model.thresholds)
+    predictions = torch.cat([o["predictions"] for o in outputs])[torch.argsort(index)]
     return predictions.long(), gold.long(), list(model.label_names), bool(model.hparams.multi_label)
 
 

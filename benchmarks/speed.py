@@ -9,7 +9,7 @@ with the BERT sequence-classification head: [CLS] -> dense+tanh -> linear) vs
 ``benchmarks/hf_baseline.py train`` (Trainer, padded to max length as run_classification.py does),
 one epoch each on the same stratified training subsample, A/B then B/A (``--repeats``), each in
 its own process. Inference: ``medtext predict`` on the trained checkpoint vs
-``pipeline("text-classification")`` on the same weights exported with ``medtext.hf_export``.
+``pipeline("text-classification")`` on the same weights exported with ``medtext hf-export``.
 Prints Markdown tables; writes JSON to ``--out``.
 """
 
@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from flops import bf16_matmul_is_native, matmul_peak, training_flops_per_abstract  # noqa: E402
 from speed_report import ABLATION, print_tables, summarise  # noqa: E402
-from data_modules.splits import stratified_split  # noqa: E402
+from data_modules.sampling import stratified_split  # noqa: E402
 from medtext.encoders import resolve_encoder_path  # noqa: E402
 from medtext.hf_export import export_checkpoint  # noqa: E402
 
@@ -57,17 +57,20 @@ def prepare_data(args, work: Path) -> dict[str, str]:
 
 
 def medtext_config(args, files: dict, work: Path, hidden_size: int) -> Path:
-    config = yaml.safe_load((ROOT / "configs/medical_abstracts/minilm_mlp.yaml").read_text())
-    config["test_after_fit"] = False
-    config["trainer"].update(precision=args.precision, max_epochs=1, enable_progress_bar=False)
-    config["trainer"]["logger"]["init_args"] = {"save_dir": str(work / "runs"), "name": "medtext"}
-    config["model"]["init_args"]["head"] = {"class_path": "medtext.heads.MLPHead", "init_args": {
-        "pooling": "cls", "hidden_dims": [hidden_size], "activation": "tanh", "dropout": 0.1}}
-    config["data"] = {"class_path": "data_modules.AbstractsDataModule", "init_args": {
-        "train_file": files["train"], "val_file": files["val"], "text_column": TEXT, "label_column": LABEL,
-        "labels_file": files["labels"], "max_length": args.max_length, "batch_size": args.batch_size,
-        "eval_batch_size": args.batch_size, "bucket_by_length": True,
-        "pad_to_multiple_of": config["data"]["init_args"]["pad_to_multiple_of"]}}
+    """configs/medical_abstracts/minilm_mlp.yaml (pulled in, with its shared fragment) with the BERT
+    sequence-classification head and this benchmark's data, as dotted keys (configs/base/fit.yaml)."""
+    task = ROOT / "configs/medical_abstracts/minilm_mlp.yaml"
+    config = {
+        "config": str(task), "test_after_fit": False, "trainer.precision": args.precision,
+        "trainer.max_epochs": 1, "trainer.enable_progress_bar": False,
+        "trainer.logger.init_args.save_dir": str(work / "runs"), "trainer.logger.init_args.name": "medtext",
+        "model.init_args.head": {"class_path": "medtext.heads.MLPHead", "init_args": {
+            "pooling": "cls", "hidden_dims": [hidden_size], "activation": "tanh", "dropout": 0.1}},
+        "data": {"class_path": "data_modules.AbstractsDataModule", "init_args": {
+            "train_file": files["train"], "val_file": files["val"], "text_column": TEXT, "label_column": LABEL,
+            "labels_file": files["labels"], "max_length": args.max_length, "batch_size": args.batch_size,
+            "eval_batch_size": args.batch_size, "bucket_by_length": True,
+            "pad_to_multiple_of": yaml.safe_load(task.read_text())["data"]["init_args"]["pad_to_multiple_of"]}}}
     path = work / "medtext_speed.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -1,9 +1,11 @@
 """Lightning callbacks of medtext: reports, per-epoch metric tables and prediction files."""
 
+from .checkpoints import BestCheckpoint, SelectionEarlyStopping
 from .classification_report import ClassificationReport
 from .metric_tables import MetricTables
 from .prediction_writer import PredictionWriter
 from .rng_state import RNGStateCheckpoint
 from .slurm_requeue import SlurmRequeue
 
-__all__ = ["ClassificationReport", "MetricTables", "PredictionWriter", "RNGStateCheckpoint", "SlurmRequeue"]
+__all__ = ["BestCheckpoint", "ClassificationReport", "MetricTables", "PredictionWriter", "RNGStateCheckpoint",
+           "SelectionEarlyStopping", "SlurmRequeue"]

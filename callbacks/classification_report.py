@@ -50,19 +50,19 @@ class ClassificationReport(pl.Callback):
         return summary
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        results = getattr(pl_module, "results", {}).get("val")
+        results = pl_module.evaluation_results("val")
         if trainer.is_global_zero and results is not None and not trainer.sanity_checking:
             print_table("validation (last epoch)", per_class_table(results, pl_module.label_names),
                         self._summary(trainer, "val", results))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        results = getattr(pl_module, "results", {}).get("val")
+        results = pl_module.evaluation_results("val")
         if trainer.is_global_zero and results is not None and trainer.state.fn == TrainerFn.VALIDATING:
             print_table("validation", per_class_table(results, pl_module.label_names),
                         self._summary(trainer, "val", results))
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        results = getattr(pl_module, "results", {}).get("test")
+        results = pl_module.evaluation_results("test")
         if not trainer.is_global_zero or results is None:
             return
         names = pl_module.label_names

@@ -45,7 +45,7 @@ class MetricTables(pl.Callback):
         self._report(trainer, pl_module, "test")
 
     def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        results = getattr(pl_module, "results", {}).get(stage)
+        results = pl_module.evaluation_results(stage)
         if not trainer.is_global_zero or results is None:
             return
         names = list(pl_module.label_names)

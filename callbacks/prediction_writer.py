@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from medtext.io import atomic_write_text
+from medtext.atomic_files import atomic_write_text
 from medtext.metrics import metric_label
 
 from .classification_report import run_dir
@@ -45,20 +45,19 @@ class PredictionWriter(BasePredictionWriter):
             self.kept = trainer.datamodule.input_columns("predict", self.keep_columns)
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions, batch_indices):
-        index = torch.cat([p["index"] for p in predictions])
-        probabilities = torch.cat([p["probabilities"] for p in predictions])
-        index, probabilities = self._gather(trainer, index, probabilities)
+        """``predictions``: what ``predict_step`` returned (``index``, ``probabilities``, ``predictions``)."""
+        index, probabilities, predicted = self._gather(
+            trainer, *(torch.cat([p[key] for p in predictions]) for key in ("index", "probabilities", "predictions")))
         if not trainer.is_global_zero:
             return
         order = torch.argsort(index)
-        index, probabilities = index[order], probabilities[order]
+        index, probabilities, predicted = index[order], probabilities[order], predicted[order]
         keep = torch.ones_like(index, dtype=torch.bool)
         keep[1:] = index[1:] != index[:-1]  # defensive: a padding sampler may repeat abstracts
-        index, probabilities = index[keep], probabilities[keep]
+        index, probabilities, predicted = index[keep], probabilities[keep], predicted[keep]
         names = pl_module.label_names
         datamodule = trainer.datamodule
-        row_ids = datamodule.predict_row_ids
-        predicted = pl_module.task.predictions(probabilities, pl_module.thresholds.cpu())
+        row_ids = datamodule.row_ids("predict")
         header = [getattr(datamodule, "id_column", None) or "row", "label",
                   *(f"prob_{metric_label(name)}" for name in names)]
         kept = {column: values for column, values in self.kept.items() if column != header[0]}
@@ -80,10 +79,11 @@ class PredictionWriter(BasePredictionWriter):
         return names[label]
 
     @staticmethod
-    def _gather(trainer: pl.Trainer, index: torch.Tensor, probabilities: torch.Tensor):
-        """All ranks' predictions on every rank (ranks may hold different numbers of abstracts)."""
+    def _gather(trainer: pl.Trainer, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """All ranks' tensors on every rank (ranks may hold different numbers of abstracts)."""
+        tensors = tuple(t.cpu() for t in tensors)
         if trainer.world_size == 1 or not torch.distributed.is_initialized():
-            return index, probabilities
+            return tensors
         gathered: list = [None] * trainer.world_size
-        torch.distributed.all_gather_object(gathered, (index.cpu(), probabilities.cpu()))
-        return torch.cat([g[0] for g in gathered]), torch.cat([g[1] for g in gathered])
+        torch.distributed.all_gather_object(gathered, tensors)
+        return tuple(torch.cat([g[i] for g in gathered]) for i in range(len(tensors)))

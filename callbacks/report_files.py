@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from medtext.io import atomic_open, atomic_write_text
+from medtext.atomic_files import atomic_open, atomic_write_text
 
 
 def write_metrics_json(path: Path, metrics: dict[str, float]) -> None:

@@ -23,12 +23,11 @@ from pytorch_lightning.utilities import rank_zero_info
 from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
-from .batching import EncodedAbstracts
-from .label_set import LabelSet
-from .labels import warn_conflicting_duplicates, warn_empty_classes
+from .dataset import EncodedAbstracts
+from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .readers import read_table, read_texts, require_column
 from .loaders import AbstractsLoaders
-from .splits import stratified_split
+from .sampling import stratified_split
 from .token_cache import load_or_encode
 
 STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
@@ -81,7 +80,7 @@ class AbstractsDataModule(AbstractsLoaders):
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
                  cache_dir: Optional[str] = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # with a recipe's (subclass's) own arguments
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
         self.text_column, self.label_column, self.id_column = text_column, label_column, id_column
         self.file_format = file_format
@@ -173,6 +172,10 @@ class AbstractsDataModule(AbstractsLoaders):
         self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
         return self._splits[split]
 
+    def row_ids(self, split: str) -> list:
+        """Each row's id in ``split``'s file: its ``id_column`` value, else its 1-based row number."""
+        return self.load_split(split)["row_ids"]
+
     def input_columns(self, split: str, columns: list[str]) -> dict[str, list[str]]:
         """Other columns of a split's file, as read (strings), e.g. to copy into predictions."""
         path = self.split_file(split)
@@ -204,16 +207,15 @@ class AbstractsDataModule(AbstractsLoaders):
 
     def setup(self, stage: str) -> None:
         self._follow_model_classes()
+        self.hparams["label_map"] = dict(self.label_map)  # resolved: saved in checkpoints, in class order
         if stage in ("fit", "validate") and not self.split_file("val") and self.split_file("train"):
             train = self.load_split("train")
             train_idx, val_idx = stratified_split(train["labels"], self.val_fraction, self.split_seed)
             self.datasets["train"] = EncodedAbstracts(train["tokens"], train["labels"], train_idx)
             self.datasets["val"] = EncodedAbstracts(train["tokens"], train["labels"], val_idx)
-            self.val_row_ids = train["row_ids"]
             return
         for split in STAGE_FILES[stage]:
             if not self.split_file(split):
                 raise DataError(f"the {stage} stage needs data.{split}_file")
             data = self.load_split(split)
             self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])
-            setattr(self, f"{split}_row_ids", data["row_ids"])

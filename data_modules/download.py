@@ -14,7 +14,7 @@ from typing import Optional
 from filelock import FileLock
 
 from medtext.errors import DataError
-from medtext.io import atomic_open
+from medtext.atomic_files import atomic_open
 
 
 def sha256_of(path: Path) -> str:

@@ -16,7 +16,7 @@ from typing import Optional
 from medtext.errors import DataError
 
 from .abstracts import AbstractsDataModule
-from .labels import load_label_texts
+from .readers import load_label_texts
 
 SPLITS = {"train": "hoc_train.csv", "val": "hoc_val.csv", "test": "hoc_test.csv"}
 LABEL_FILES = ("labels.json", "hoc_labels.json")
@@ -54,7 +54,6 @@ class HoCDataModule(AbstractsDataModule):
             raise DataError(f"{data_dir}: data_dir not found; it should hold {', '.join(SPLITS.values())} "
                             "and labels.json")
         super().__init__(text_column=text_column, label_columns=columns, labels_file=labels, **kwargs)
-        self.save_hyperparameters()
 
     def resolve_files(self) -> dict[str, Optional[str]]:
         folder = self.folder

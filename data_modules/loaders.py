@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from .batching import EncodedAbstracts, PadCollator
+from .dataset import EncodedAbstracts, PadCollator
 from .sampling import LengthSortedSampler, TrainingSampler
 
 
@@ -30,7 +30,8 @@ class AbstractsLoaders(pl.LightningDataModule):
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
     def _batches_done(self) -> int:
-        """Training batches finished in the current epoch (saved with checkpoints for exact resume)."""
+        """Training batches finished in the current epoch (saved with checkpoints for exact resume).
+        Lightning has no public counter for it: tests/test_lightning_internals.py checks this one."""
         trainer = self.trainer
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
 

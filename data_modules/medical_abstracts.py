@@ -47,7 +47,6 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
     def __init__(self, data_dir: Optional[str] = None, use_test_file: bool = True,
                  text_column: str = "medical_abstract", label_column: str = "condition_label", **kwargs):
         super().__init__(text_column=text_column, label_column=label_column, **kwargs)
-        self.save_hyperparameters()
         self.data_dir = data_dir
         self.use_test_file = use_test_file
         self._resolved: Optional[dict] = None

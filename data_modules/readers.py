@@ -1,4 +1,5 @@
-"""Read CSV, TSV, JSON Lines and Parquet tables of abstracts, with one-line errors on bad input.
+"""Read CSV, TSV, JSON Lines and Parquet tables of abstracts, and the labels files that name their
+classes, with one-line errors on bad input.
 
 Every value is read as a string so that a label ``1`` and a label ``"1"`` are the same label and a
 missing value is an empty string, never a float NaN. Rows are numbered from 1, header excluded.
@@ -191,3 +192,41 @@ def read_texts(frame: pd.DataFrame, path: str | Path, column: str) -> list[str]:
         if not text.strip():
             raise DataError(f"{path}: row {row}: empty text in column {column!r}")
     return texts
+
+
+def load_label_texts(path: str | Path) -> dict[str, str]:
+    """The raw ``{key: text}`` pairs of a labels or descriptions file (JSON object or two columns)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            mapping = json.loads(decode_utf8(path, read_bytes(path)))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: invalid JSON: {err}") from None
+        if not isinstance(mapping, dict) or not mapping:
+            raise DataError(f"{path}: expected a JSON object mapping label values to names")
+        return {str(k): str(v) for k, v in mapping.items()}
+    frame = read_table(path)
+    if frame.shape[1] < 2:
+        raise DataError(f"{path}: a labels file needs two columns (label value, label name)")
+    mapping: dict[str, str] = {}
+    for row, (value, name) in enumerate(zip(frame.iloc[:, 0], frame.iloc[:, 1]), start=1):
+        if value == "" or name.strip() == "":
+            raise DataError(f"{path}: row {row}: empty label value or name")
+        if value in mapping:
+            raise DataError(f"{path}: row {row}: label value {value!r} is listed twice")
+        mapping[value] = name.strip()
+    return mapping
+
+
+def split_name_description(text: str) -> tuple[str, str | None]:
+    """``"Name: description"`` -> ``("Name", "description")``; plain ``"Name"`` -> ``("Name", None)``."""
+    name, sep, description = text.partition(": ")
+    return (name.strip(), description.strip() or None) if sep else (text.strip(), None)
+
+
+def load_label_map(path: str | Path) -> dict[str, str]:
+    """Read ``{raw value: name}`` from a two-column CSV/TSV (value, name) or a JSON object.
+
+    A value written ``"Name: description"`` (as in HoC's ``labels.json``) names the class ``Name``.
+    """
+    return {value: split_name_description(text)[0] for value, text in load_label_texts(path).items()}

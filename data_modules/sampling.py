@@ -1,5 +1,6 @@
-"""Training order that is seeded, optionally length-bucketed, sharded across DDP ranks, and
-resumable mid-epoch; and an evaluation sampler that visits each abstract once, longest first.
+"""Which abstracts go where: the validation split held out of train; the training order, seeded,
+optionally length-bucketed, sharded across DDP ranks and resumable mid-epoch; and an evaluation
+sampler that visits each abstract once, longest first.
 
 Lightning calls ``set_epoch`` at every epoch start; the order of epoch ``e`` depends only on
 ``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)`` (the data module's
@@ -9,6 +10,9 @@ interrupted run would have seen.
 >>> sampler = TrainingSampler(np.array([5, 1, 4, 2, 3, 6]), batch_size=2, seed=0)
 >>> sorted(sampler)
 [0, 1, 2, 3, 4, 5]
+>>> train, val = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), 0.5, seed=0)
+>>> sorted(np.bincount(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])[val]).tolist())
+[2, 3]
 """
 
 from __future__ import annotations
@@ -17,8 +21,30 @@ import math
 from typing import Iterator, Optional
 
 import numpy as np
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DistributedSampler
+
+from medtext.errors import DataError
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices so every class keeps about ``val_fraction`` of its rows in validation.
+
+    Multi-label rows (2-D ``labels``) are stratified by their label combination. Every class with
+    at least two rows keeps one in each part.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    keys = labels if labels.ndim == 1 else np.unique(labels, axis=0, return_inverse=True)[1].reshape(-1)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for key in np.unique(keys):
+        rows = rng.permutation(np.flatnonzero(keys == key))
+        n_val = int(round(len(rows) * val_fraction))
+        if len(rows) >= 2:
+            n_val = min(max(n_val, 1), len(rows) - 1)
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 def bucketed_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket_factor: int = 50) -> np.ndarray:
@@ -81,11 +107,12 @@ class TrainingSampler(DistributedSampler):
         return iter(own.tolist())
 
 
-class LengthSortedSampler(UnrepeatedDistributedSampler):
+class LengthSortedSampler(DistributedSampler):
     """Evaluation order: this rank's abstracts (each exactly once across ranks), longest first.
 
     Batches of similar length pad little, and the longest batch comes first, so an out-of-memory
     error shows at once. Predictions carry their row index, so the written order is the file's.
+    Unlike ``DistributedSampler`` no abstract is repeated to even out the ranks' shares.
 
     >>> list(LengthSortedSampler(np.array([3, 9, 1, 9])))
     [1, 3, 0, 2]
@@ -94,7 +121,11 @@ class LengthSortedSampler(UnrepeatedDistributedSampler):
     def __init__(self, lengths: np.ndarray, num_replicas: int = 1, rank: int = 0):
         self.lengths = np.asarray(lengths)
         super().__init__(range(len(self.lengths)), num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.total_size = len(self.lengths)
+        self.num_samples = len(range(rank, self.total_size, num_replicas))
+        if self.num_samples == 0 and self.total_size:  # a rank without a batch would stall the others
+            raise DataError(f"{self.total_size} abstracts cannot be shared by {num_replicas} processes")
 
     def __iter__(self) -> Iterator[int]:
-        own = np.fromiter(super().__iter__(), dtype=np.int64, count=self.num_samples)
+        own = np.arange(self.rank, self.total_size, self.num_replicas)
         return iter(own[np.argsort(-self.lengths[own], kind="stable")].tolist())

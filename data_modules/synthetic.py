@@ -1,8 +1,11 @@
-"""A small synthetic corpus of abstract-like texts, generated offline for demos and tests.
+"""The demo data: a small synthetic corpus of abstract-like texts, generated offline, and the data
+module that writes and reads it (no external data; also used by the tests).
 
 Each abstract mixes sentences about one condition (its label) with generic clinical-study
 sentences and, sometimes, a distracting sentence about another condition; a few labels are flipped,
 so the task is learnable but not trivial.
+
+    python -m medtext fit --config configs/demo.yaml
 
 >>> rows = generate_abstracts(10, seed=0)
 >>> sorted(rows[0])
@@ -15,8 +18,11 @@ import csv
 import io
 import random
 from pathlib import Path
+from typing import Optional
 
-from medtext.io import atomic_write_text
+from medtext.atomic_files import atomic_write_text
+
+from .abstracts import AbstractsDataModule
 
 CONDITIONS = {
     "neoplasms": ["carcinoma", "tumor", "metastasis", "chemotherapy", "lymphoma", "malignant cells",
@@ -84,3 +90,33 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
+
+
+class SyntheticAbstractsDataModule(AbstractsDataModule):
+    """Writes ``train.csv``, ``val.csv``, ``test.csv`` of generated abstracts into ``data_dir``
+    unless they are there, then reads them. Other arguments as in :class:`AbstractsDataModule`.
+
+    Args:
+        data_dir: folder of the generated files (default: ``<cache_dir>/synthetic-<seed>-<sizes>``).
+        num_train: training abstracts to generate.
+        num_val: validation abstracts to generate.
+        num_test: test abstracts to generate.
+        seed: generator seed.
+    """
+
+    def __init__(self, data_dir: Optional[str] = None, num_train: int = 400, num_val: int = 100,
+                 num_test: int = 100, seed: int = 0, max_length: int = 128,
+                 label_map: Optional[dict[str, str]] = None, **kwargs):
+        default_map = None if label_map or kwargs.get("labels_file") else {name: name for name in CONDITIONS}
+        super().__init__(max_length=max_length, label_map=label_map or default_map, **kwargs)
+        self.folder = Path(data_dir or Path(self.cache_dir) / f"synthetic-{seed}-{num_train}-{num_val}-{num_test}")
+        self.sizes, self.seed = (num_train, num_val, num_test), seed
+
+    def resolve_files(self) -> dict[str, Optional[str]]:
+        files: dict[str, Optional[str]] = {"predict": None}
+        for offset, (split, size) in enumerate(zip(("train", "val", "test"), self.sizes)):
+            path = self.folder / f"{split}.csv"
+            if not path.is_file():
+                write_csv(path, generate_abstracts(size, seed=self.seed * 1000 + offset))
+            files[split] = str(path)
+        return files

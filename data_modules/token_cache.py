@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from filelock import FileLock
 
-from medtext.io import atomic_open
+from medtext.atomic_files import atomic_open
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = "1"

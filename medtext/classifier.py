@@ -18,14 +18,11 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import CatMetric, MeanMetric
 
-from .checkpoint_config import CHECKPOINT_KEY, data_config_for_checkpoint
-from .encoders import load_encoder
+from .encoders import cls_states, load_encoder, tokenize_descriptions
 from .heads import HeadFactory, MLPHead
-from .label_descriptions import cls_states, tokenize_descriptions
 from .metrics import flatten
 from .optim import adamw_with_linear_warmup, parameter_groups, split_attention
-from .tasks import MultiLabelTask, SingleLabelTask
-from .thresholds import tune_thresholds
+from .tasks import MultiLabelTask, SingleLabelTask, tune_thresholds
 from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
 
 
@@ -79,7 +76,7 @@ class TextClassifier(pl.LightningModule):
         self.val_metrics, self.test_metrics = self.task.metrics(), self.task.metrics()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # exact under DDP: sums and counts
         self.val_probabilities, self.val_targets = CatMetric(), CatMetric()
-        self.results: dict[str, dict] = {}  # stage -> last epoch's computed metrics, for callbacks
+        self._results: dict[str, dict] = {}  # stage -> last epoch's computed metrics
         self.unused_parameters: list[str] = []  # found by setup("fit"); they never train
 
     def _init_label_descriptions(self, encoder_name: str, descriptions: Sequence[str], encoding: str) -> None:
@@ -92,6 +89,12 @@ class TextClassifier(pl.LightningModule):
             with torch.no_grad():
                 self.register_buffer("static_label_states", cls_states(self.encoder.eval(), ids, mask))
             self.encoder.train()
+
+    @property
+    def selection_metric(self) -> str:
+        """The validation metric that picks the best checkpoint (``val/macro_f1``; multi-label:
+        ``val/tuned_micro_f1``); :class:`callbacks.BestCheckpoint` and early stopping follow it."""
+        return self.task.selection_metric
 
     def label_states(self) -> Optional[torch.Tensor]:
         """Per-label description vectors for heads that use them, else ``None``."""
@@ -145,7 +148,7 @@ class TextClassifier(pl.LightningModule):
 
     def _decision_thresholds(self, stage: str) -> torch.Tensor:
         """Model selection during fit uses the global threshold; everything else the tuned ones."""
-        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        fitting = self.trainer.state.fn == "fit"
         return torch.full_like(self.thresholds, self.hparams.threshold) if stage == "val" and fitting \
             else self.thresholds
 
@@ -165,7 +168,7 @@ class TextClassifier(pl.LightningModule):
     def _evaluation_epoch_end(self, stage: str, metrics) -> None:
         results = {name: value.detach().cpu() for name, value in metrics.compute().items()}
         metrics.reset()
-        self.results[stage] = results
+        self._results[stage] = results
         flat = flatten(results, self.label_names, stage)
         headline = f"{stage}/{self.task.monitor}"
         # the values are already global (torchmetrics syncs); sync_dist only silences Lightning's warning
@@ -188,6 +191,13 @@ class TextClassifier(pl.LightningModule):
         self.log_dict({"val/tuned_micro_f1": scores["micro_f1"], "val/tuned_macro_f1": scores["macro_f1"]},
                       sync_dist=True)
 
+    def evaluation_results(self, stage: str) -> Optional[dict[str, torch.Tensor]]:
+        """The metrics of the last ``val`` or ``test`` epoch (global under DDP), for reports:
+        ``accuracy``/``exact_match``, ``macro_f1``, ``micro_f1``, per-class ``f1``, ``precision``,
+        ``recall`` (one value per class, in ``label_names`` order) and ``confusion_matrix``;
+        ``None`` before the first such epoch."""
+        return self._results.get(stage)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val", self.val_metrics)
 
@@ -196,7 +206,7 @@ class TextClassifier(pl.LightningModule):
         if self.task.multi_label and self.hparams.tune_thresholds:
             self._tune_thresholds()
         elif self.task.multi_label:  # untuned: the thresholds test and predict use are the global one
-            results = self.results["val"]
+            results = self._results["val"]
             self.log_dict({"val/tuned_micro_f1": results["micro_f1"], "val/tuned_macro_f1": results["macro_f1"]},
                           sync_dist=True)
 
@@ -207,15 +217,13 @@ class TextClassifier(pl.LightningModule):
         self._evaluation_epoch_end("test", self.test_metrics)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Per abstract: its ``index`` in the data, the class ``probabilities`` and the
+        ``predictions`` (class ids; multi-label: 0/1 per label at the checkpoint's thresholds)."""
         probabilities = self.task.probabilities(self(batch["input_ids"], batch["attention_mask"]))
-        return {"index": batch["index"], "probabilities": probabilities}
+        return {"index": batch["index"], "probabilities": probabilities,
+                "predictions": self.task.predictions(probabilities, self.thresholds)}
 
-    # ------------------------------------------------------------------ checkpoint and optimizer
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and hasattr(datamodule, "label_map"):
-            checkpoint[CHECKPOINT_KEY] = data_config_for_checkpoint(datamodule)
-
+    # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
         attention, other = split_attention(self.head)
         groups = parameter_groups({

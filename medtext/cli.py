@@ -26,16 +26,14 @@ from pytorch_lightning.utilities import rank_zero_info
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
-from .checkpoint_config import CheckpointSettings, read_checkpoint, with_checkpoint_config
-from .checkpoint_io import StreamingCheckpointIO
-from .cluster_checks import slurm_launch_problem
+from .checkpoint import CheckpointSettings, StreamingCheckpointIO, checkpoint_defaults, read_checkpoint
+from .launch_checks import choose_precision, slurm_launch_problem
 from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback
-from .errors import DataError, MedtextError
-from .precision import choose_precision
+from .errors import DataError
 from .resume import keep_csv_rows, resolve_last
-from .slurm import Requeued, prepare_slurm_fit
-from .wandb_resume import WandbRunId, resume_wandb_run
+from .slurm import prepare_slurm_fit
+from .wandb_runs import WandbRunId, resume_wandb_run
 
 
 class MedtextCLI(LightningCLI):
@@ -51,10 +49,11 @@ class MedtextCLI(LightningCLI):
                             help="after fit, test the best checkpoint on data.test_file")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        if args is None or isinstance(args, list):
-            self.config = parser.parse_args(with_checkpoint_config(list(sys.argv[1:] if args is None else args)))
-        else:
-            super().parse_arguments(parser, args)
+        """Lightning's, with ``validate``/``test``/``predict --ckpt_path FILE`` taking the checkpoint's
+        model and data as defaults (a config or command-line option overrides them)."""
+        parser.set_defaults(checkpoint_defaults(list(sys.argv[1:] if args is None else args))
+                            if args is None or isinstance(args, list) else {})
+        super().parse_arguments(parser, args)
 
     def _model_labels(self, name: str, datamodule) -> object:
         """The model's ``label_names``, ``multi_label`` or ``label_descriptions``: the data module's
@@ -74,24 +73,9 @@ class MedtextCLI(LightningCLI):
         return getattr(self.checkpoint, name)
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning's, but reading only the checkpoint's hyperparameters (memory-mapped), not loading
-        all of its weights and optimizer state into RAM to do so."""
-        if not self.config.get("subcommand"):
-            return
-        ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
-        if not ckpt_path or not Path(ckpt_path).is_file():
-            return
-        hparams = dict(read_checkpoint(ckpt_path).hyper_parameters)
-        hparams.pop("_instantiator", None)
-        if not hparams:
-            return
-        if "_class_path" in hparams:
-            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-        try:
-            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
-        except SystemExit:
-            sys.stderr.write("Parsing of ckpt_path hyperparameters failed!\n")
-            raise
+        """Nothing: the checkpoint's model settings are already the parser's defaults
+        (:func:`medtext.checkpoint.checkpoint_defaults`). Lightning's hook would load the whole
+        checkpoint into RAM to read them and then apply them over what the user stated."""
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -113,7 +97,7 @@ class MedtextCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.
         Under SLURM, :class:`callbacks.SlurmRequeue` requeues, not Lightning's signal handler."""
-        plugins = self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = self.config_init.get(f"{self.subcommand}.trainer.plugins" if self.subcommand else "trainer.plugins")
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(StreamingCheckpointIO())
@@ -158,30 +142,3 @@ def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
                       trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
                                                       RNGStateCheckpoint(), SlurmRequeue()],
                                         "default_root_dir": "runs"}, args=args, run=run)
-
-
-def main(args: Optional[list[str]] = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        build_cli(args)
-    except Requeued as requeued:  # not an error: the job runs again
-        print(f"medtext: {requeued}", file=sys.stderr)
-        return 0
-    except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
-        cause = user_error(err)
-        if cause is None:
-            raise
-        print(f"medtext: error: {cause}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def user_error(err: BaseException) -> Optional[MedtextError]:
-    """The :class:`MedtextError` behind ``err``, also when a library re-raised it as another type."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, MedtextError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None

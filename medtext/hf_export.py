@@ -5,17 +5,17 @@ Works when the head is the sequence-classification head of BERT-family models: `
 then dropout and a linear classifier). The exported folder loads in ``transformers`` alone and
 gives the same logits, e.g. for ``pipeline("text-classification", model=folder)``.
 
-    python -m medtext.hf_export runs/x/version_0/checkpoints/last.ckpt exported_model/
+    python -m medtext hf-export runs/x/version_0/checkpoints/best.ckpt exported_model/
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoint import read_checkpoint
 from .encoders import load_tokenizer
 from .errors import MedtextError
 from .heads.mlp import MLPHead
@@ -56,24 +56,19 @@ def to_sequence_classification(model) -> nn.Module:
     return exported.eval()
 
 
-def export_checkpoint(ckpt_path: str, out_dir: str) -> Path:
-    """Write ``out_dir`` with the model (safetensors), its config and the tokenizer."""
+def export_checkpoint(ckpt_path: Path, out_dir: Path) -> Path:
+    """Write ``out_dir``: the model (safetensors), its config and the tokenizer.
+
+    Args:
+        ckpt_path: a medtext checkpoint whose head is BERT's sequence-classification head.
+        out_dir: the folder to write (created; files in it are replaced).
+    """
     from .classifier import TextClassifier
 
+    read_checkpoint(ckpt_path)  # a missing or unreadable file: one clear line
     model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     out = Path(out_dir)
     to_sequence_classification(model).save_pretrained(out)
     load_tokenizer(model.hparams.encoder_name).save_pretrained(out)
+    print(f"wrote {out}")
     return out
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("out_dir")
-    args = parser.parse_args()
-    print(f"wrote {export_checkpoint(args.checkpoint, args.out_dir)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -12,27 +12,25 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight", "_norm.weight")
-
-
-def parameter_groups(modules: dict[str, tuple[nn.Module | list[tuple[str, nn.Parameter]], float]],
-                     weight_decay: float) -> list[dict]:
-    """Two groups (decay, no decay on biases and norms) per named module, each with its own lr."""
+def parameter_groups(modules: dict[str, tuple[nn.Module | list[nn.Parameter], float]], weight_decay: float) -> list[dict]:
+    """Two groups per named module, each with its own lr: weight decay on matrices (linear,
+    embedding, LSTM and query weights), none on vectors (biases, norms: ``ndim < 2``)."""
     groups = []
     for name, (module, lr) in modules.items():
-        named = module if isinstance(module, list) else list(module.named_parameters())
-        named = [(n, p) for n, p in named if p.requires_grad]
-        decay = [p for n, p in named if not n.endswith(NO_DECAY)]
-        no_decay = [p for n, p in named if n.endswith(NO_DECAY)]
-        groups += [{"params": decay, "lr": lr, "weight_decay": weight_decay, "name": name},
-                   {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{name}/no_decay"}]
+        parameters = [p for p in (module if isinstance(module, list) else module.parameters()) if p.requires_grad]
+        groups += [{"params": [p for p in parameters if p.ndim >= 2], "lr": lr, "weight_decay": weight_decay,
+                    "name": name},
+                   {"params": [p for p in parameters if p.ndim < 2], "lr": lr, "weight_decay": 0.0,
+                    "name": f"{name}/no_decay"}]
     return [group for group in groups if group["params"]]
 
 
-def split_attention(head: nn.Module) -> tuple[list, list]:
-    """A head's parameters split into (attention, other) by whether the name contains ``attention``."""
-    named = list(head.named_parameters())
-    return [(n, p) for n, p in named if "attention" in n], [(n, p) for n, p in named if "attention" not in n]
+def split_attention(head: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """A head's parameters split into (attention, other): attention is what the head's
+    ``attention_modules()`` holds."""
+    modules = head.attention_modules() if hasattr(head, "attention_modules") else []
+    attention = {id(p): p for module in modules for p in module.parameters()}
+    return list(attention.values()), [p for p in head.parameters() if id(p) not in attention]
 
 
 def adamw_with_linear_warmup(groups: list[dict], total_steps: int, warmup_ratio: float) -> dict:

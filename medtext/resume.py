@@ -14,7 +14,7 @@ CSV and TensorBoard, ``<save_dir>/<project>/<run id>/`` for W&B (whatever its di
   concurrent runs their own ``version``/``id``.
 
 The resumed run continues in the same run folder (``version`` set to it); for W&B, in the same run
-(see ``medtext.wandb_resume``).
+(see ``medtext.wandb_runs``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import MedtextError
-from .io import atomic_write_text
+from .atomic_files import atomic_write_text
 
 VERSIONED_LOGGERS = ("CSVLogger", "TensorBoardLogger")
 

@@ -1,4 +1,10 @@
-"""What differs between classification tasks: the loss, probabilities, decisions and metrics."""
+"""What differs between classification tasks: the loss, probabilities, decisions and metrics, and
+the per-label decision thresholds of multi-label tasks, tuned for F1 on validation data.
+
+>>> probs = torch.tensor([[0.3], [0.35], [0.1], [0.2]])
+>>> [round(t, 2) for t in tune_thresholds(probs, torch.tensor([[1], [1], [0], [0]]), default=0.5).tolist()]
+[0.3]
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ class SingleLabelTask:
 
     multi_label = False
     monitor = "macro_f1"
+    selection_metric = "val/macro_f1"  # the best checkpoint and early stopping follow it
 
     def __init__(self, num_labels: int, class_weights: Optional[Sequence[float]] = None,
                  label_smoothing: float = 0.0):
@@ -51,6 +58,7 @@ class MultiLabelTask:
 
     multi_label = True
     monitor = "micro_f1"
+    selection_metric = "val/tuned_micro_f1"  # micro-F1 at the per-label thresholds tuned on validation
 
     def __init__(self, num_labels: int, pos_weight: Optional[Sequence[float]] = None):
         self.num_labels = num_labels
@@ -69,3 +77,27 @@ class MultiLabelTask:
 
     def metrics(self) -> MetricCollection:
         return multi_label_metrics(self.num_labels)
+
+
+GRID = torch.linspace(0.05, 0.95, 19)
+
+
+def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, default: float,
+                    grid: torch.Tensor = GRID) -> torch.Tensor:
+    """For each label the grid threshold with the best F1 (ties: the one nearest ``default``).
+
+    Labels without a positive example keep ``default``. Shapes: (rows, labels) -> (labels,).
+    """
+    probabilities, targets = probabilities.float(), targets.bool()
+    grid = grid.to(probabilities.device)
+    predicted = probabilities.unsqueeze(-1) >= grid  # rows, labels, grid
+    positive = targets.unsqueeze(-1)
+    tp = (predicted & positive).sum(0).float()
+    fp = (predicted & ~positive).sum(0).float()
+    fn = (~predicted & positive).sum(0).float()
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
+    # prefer the best F1, then the threshold closest to the default
+    score = f1 - 1e-6 * (grid - default).abs()
+    best = grid[score.argmax(-1)]
+    has_positive = targets.any(0)
+    return torch.where(has_positive, best, torch.full_like(best, default))

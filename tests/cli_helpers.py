@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from medtext.cli import build_cli
@@ -34,8 +36,8 @@ def tiny_config(path: Path, encoder: str, data_init_args: dict, data_class: str 
 
 def shipped_checkpoints(every_n_train_steps: int) -> list[dict]:
     """The ModelCheckpoint callbacks of the shipped task configs, saving every ``every_n_train_steps``."""
-    config = yaml.safe_load((ROOT / "configs" / "medical_abstracts" / "minilm_mlp.yaml").read_text())
-    callbacks = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith(".ModelCheckpoint")]
+    config = yaml.safe_load((ROOT / "configs" / "base" / "fit.yaml").read_text())  # every task config's
+    callbacks = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("Checkpoint")]
     for callback in callbacks:
         if "every_n_train_steps" in callback["init_args"]:
             callback["init_args"]["every_n_train_steps"] = every_n_train_steps
@@ -45,3 +47,14 @@ def shipped_checkpoints(every_n_train_steps: int) -> list[dict]:
 def run(*args: str):
     """``python -m medtext ARGS`` in this process; returns the CLI object."""
     return build_cli(list(args))
+
+
+@contextlib.contextmanager
+def in_folder(folder: Path):
+    """Run in ``folder`` with the token cache ``folder/cache``, then back: for a module-scoped fit, which
+    is set up before (and outlives) the function-scoped ``isolated_cache`` fixture's folder and cache.
+    Pass such a fit absolute paths (logger ``save_dir`` ...), since the tests run in their own folders."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDTEXT_CACHE_DIR", str(folder / "cache"))
+        patch.chdir(folder)
+        yield folder

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import write
 from data_helpers import GOOD, check_message, module
+from medtext.commands import main
 from medtext.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,47 +155,28 @@ CLI_CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def cli_runs(tiny_encoder, tmp_path_factory):
-    """Run ``python -m medtext fit`` on every bad case at once (they are independent processes).
+def write_case(case: str, encoder: str, folder: Path) -> tuple[Path, Path]:
+    """The bad data file of ``case`` and a fit config reading it, in ``folder``.
 
     ``empty_text`` and ``unknown_label`` fail in ``prepare_data`` inside ``trainer.fit``;
     ``missing_label_column`` fails earlier, when the CLI links ``data.label_names`` to the model.
     """
-    runs, procs = {}, {}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
-    for case, (name, content, labels, _, _) in CLI_CASES.items():
-        folder = tmp_path_factory.mktemp(f"cli_{case}")
-        data_file = write(folder / name, content)
-        init_args = {"train_file": str(data_file), "max_length": 32, "batch_size": 2}
-        if labels:
-            init_args["labels_file"] = str(write(folder / "labels.csv", labels))
-        config = {
-            "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "logger": False,
-                        "enable_checkpointing": False, "enable_progress_bar": False,
-                        "default_root_dir": str(folder / "runs")},
-            "model": {"class_path": "medtext.TextClassifier", "init_args": {"encoder_name": tiny_encoder}},
-            "data": {"class_path": "data_modules.AbstractsDataModule", "init_args": init_args},
-        }
-        config_path = write(folder / "config.yaml", json.dumps(config))  # JSON is valid YAML
-        procs[case] = (data_file, subprocess.Popen(
-            [sys.executable, "-m", "medtext", "fit", "--config", str(config_path)], cwd=folder,
-            env=dict(env, MEDTEXT_CACHE_DIR=str(folder / "cache")), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    for case, (data_file, proc) in procs.items():
-        try:
-            stdout, stderr = proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stdout, stderr = proc.communicate()
-        runs[case] = (data_file, proc.returncode, stdout, stderr)
-    return runs
+    name, content, labels, _, _ = CLI_CASES[case]
+    data_file = write(folder / name, content)
+    init_args = {"train_file": str(data_file), "max_length": 32, "batch_size": 2}
+    if labels:
+        init_args["labels_file"] = str(write(folder / "labels.csv", labels))
+    config = {
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1, "logger": False,
+                    "enable_checkpointing": False, "enable_progress_bar": False,
+                    "default_root_dir": str(folder / "runs")},
+        "model": {"class_path": "medtext.TextClassifier", "init_args": {"encoder_name": encoder}},
+        "data": {"class_path": "data_modules.AbstractsDataModule", "init_args": init_args},
+    }
+    return data_file, write(folder / "config.yaml", json.dumps(config))  # JSON is valid YAML
 
 
-@pytest.mark.parametrize("case", list(CLI_CASES))
-def test_cli_reports_bad_data_in_one_line(cli_runs, case):
-    data_file, returncode, stdout, stderr = cli_runs[case]
+def check_one_line(case: str, data_file: Path, returncode: int, stderr: str) -> None:
     _, _, _, where, contains = CLI_CASES[case]
     assert "Traceback" not in stderr, stderr
     assert returncode == 2, (returncode, stderr[-2000:])
@@ -207,6 +189,36 @@ def test_cli_reports_bad_data_in_one_line(cli_runs, case):
         assert f": {where}: " in line, line
     assert contains in line, line
     assert not (data_file.parent / "runs").exists() or not any((data_file.parent / "runs").rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_reports_bad_data_in_one_line(tiny_encoder, tmp_path, capsys, case):
+    """``medtext fit`` in this process (``main``, what ``python -m medtext`` runs): exit status 2, one line."""
+    data_file, config = write_case(case, tiny_encoder, tmp_path)
+    returncode = main(["fit", "--config", str(config)])
+    check_one_line(case, data_file, returncode, capsys.readouterr().err)
+
+
+@pytest.mark.slow  # three processes (they run at once)
+def test_python_m_medtext_reports_bad_data_in_one_line(tiny_encoder, tmp_path_factory):
+    """The same through ``python -m medtext fit``: a real process's whole stderr, and its exit status."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    procs = {}
+    for case in CLI_CASES:
+        folder = tmp_path_factory.mktemp(f"cli_{case}")
+        data_file, config = write_case(case, tiny_encoder, folder)
+        procs[case] = (data_file, subprocess.Popen(
+            [sys.executable, "-m", "medtext", "fit", "--config", str(config)], cwd=folder,
+            env=dict(env, MEDTEXT_CACHE_DIR=str(folder / "cache")), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    for case, (data_file, proc) in procs.items():
+        try:
+            _, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        check_one_line(case, data_file, proc.returncode, stderr)
 
 
 def test_whitespace_only_line_inside_a_file_is_an_empty_text(tiny_encoder, tmp_path):

@@ -9,7 +9,7 @@ import torch
 from conftest import write
 from data_helpers import words
 from data_modules import AbstractsDataModule
-from data_modules.batching import EncodedAbstracts, PadCollator
+from data_modules.dataset import EncodedAbstracts, PadCollator
 from data_modules.sampling import LengthSortedSampler, TrainingSampler
 from data_modules.token_cache import TokenizedTexts
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cli_helpers import run, shipped_checkpoints, tiny_config
-from medtext.checkpoint_io import StreamingCheckpointIO
+from medtext.checkpoint import StreamingCheckpointIO
 
 SYNTHETIC = {"num_train": 48, "num_val": 16, "num_test": 12}  # batch size 8: 6 steps per epoch
 DEMO = "data_modules.SyntheticAbstractsDataModule"
@@ -54,7 +54,7 @@ def test_best_is_weights_only_and_last_the_training_state(tiny_encoder, tmp_path
     assert TRAINING_STATE <= last.keys() and not TRAINING_STATE & best.keys()
     assert best["state_dict"].keys() == last["state_dict"].keys() and "thresholds" in best["state_dict"]
     assert best["hyper_parameters"]["label_names"] == fitted.datamodule.label_names
-    assert best["medtext_data"]["init_args"]["label_map"] == fitted.datamodule.label_map
+    assert best["datamodule_hyper_parameters"]["label_map"] == fitted.datamodule.label_map
     sizes = {p.name: p.stat().st_size for p in (best_path, folder / "checkpoints" / "last.ckpt")}
     print(f"checkpoint sizes: {sizes}")
     assert sizes[best_path.name] < 0.5 * sizes["last.ckpt"]  # AdamW keeps two moments per weight

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from medtext.checkpoint_io import StreamingCheckpointIO
+from medtext.checkpoint import StreamingCheckpointIO
 
 
 def test_checkpoint_round_trip_leaves_no_temporary_files(tmp_path):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run, tiny_config
+from cli_helpers import in_folder, run, tiny_config
 from conftest import SHARED_DATA
-from medtext.cli import main
+from medtext.commands import main
 
 SYNTHETIC = {"num_train": 60, "num_val": 20, "num_test": 30}
 NAMES = ["neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
@@ -23,11 +23,11 @@ NAMES = ["neoplasms", "digestive system diseases", "nervous system diseases", "c
 
 @pytest.fixture(scope="module")
 def demo_checkpoint(tiny_encoder, tmp_path_factory) -> tuple[Path, Path]:
-    """A checkpoint trained by the demo data module, and its test file."""
-    folder = tmp_path_factory.mktemp("demo")
-    config = tiny_config(folder / "fit.yaml", tiny_encoder, {**SYNTHETIC, "data_dir": str(folder / "data")},
-                         "data_modules.SyntheticAbstractsDataModule", max_epochs=2, default_root_dir=str(folder))
-    cli = run("fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={folder / 'runs'}")
+    """A checkpoint trained by the demo data module, and its test file (its token cache in its folder too)."""
+    with in_folder(tmp_path_factory.mktemp("demo")) as folder:
+        config = tiny_config(folder / "fit.yaml", tiny_encoder, {**SYNTHETIC, "data_dir": str(folder / "data")},
+                             "data_modules.SyntheticAbstractsDataModule", max_epochs=2, default_root_dir=str(folder))
+        cli = run("fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={folder / 'runs'}")
     return Path(cli.trainer.checkpoint_callback.best_model_path), folder / "data" / "test.csv"
 
 
@@ -140,3 +140,51 @@ def test_predict_own_file_with_a_recipe_checkpoint_after_its_data_is_gone(recipe
                   "--data.text_column", "abstract", "--data.id_column", "pmid")
     assert [r["pmid"] for r in got] == [f"P{i}" for i in range(5)]
     assert list(got[0])[2:] == [f"prob_{n}".replace(" ", "_") for n in names]
+
+
+def test_config_free_predict_reads_the_checkpoint_settings_once(demo_checkpoint, tmp_path, monkeypatch):
+    """One memory-mapped read of the settings and one of the weights; never a full load to read them."""
+    import torch
+
+    from medtext.checkpoint import _read_checkpoint
+
+    checkpoint, test_file = demo_checkpoint
+    _read_checkpoint.cache_clear()
+    loads, real_load = [], torch.load
+
+    def counting_load(f, *args, **kwargs):
+        if Path(str(f)).resolve() == checkpoint.resolve():
+            loads.append(bool(kwargs.get("mmap")))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    predict(checkpoint, tmp_path, "once", "--data.predict_file", str(test_file))
+    assert loads == [True, True], (
+        f"checkpoint loads (memory-mapped?): {loads}; medtext reads the settings once (medtext/checkpoint.py) and "
+        "Lightning restores the weights; another load means LightningCLI reads hyperparameters again in a hook "
+        "that medtext/cli.py no longer overrides (MedtextCLI._parse_ckpt_path)")
+
+
+def test_options_and_configs_override_the_checkpoints_defaults(demo_checkpoint, tmp_path):
+    checkpoint, test_file = demo_checkpoint
+    config = tmp_path / "predict.yaml"
+    config.write_text(f"data:\n  init_args:\n    predict_file: {test_file}\n    batch_size: 3\n")
+    cli = run("predict", "--ckpt_path", str(checkpoint), "--config", str(config), "--data.eval_batch_size", "5",
+              "--predictions.output_file", str(tmp_path / "out.csv"))
+    hparams = cli.datamodule.hparams
+    assert (hparams["batch_size"], hparams["eval_batch_size"], hparams["num_train"]) == (3, 5, SYNTHETIC["num_train"])
+    assert len(rows(tmp_path / "out.csv")) == SYNTHETIC["num_test"]
+
+
+def test_a_checkpoint_with_the_earlier_data_key_still_predicts(demo_checkpoint, tmp_path):
+    import torch
+
+    from medtext.checkpoint import class_config
+
+    checkpoint, test_file = demo_checkpoint
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    saved["medtext_data"] = class_config(saved.pop("datamodule_hyper_parameters"), "data")
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(saved, legacy)
+    assert predict(legacy, tmp_path, "legacy", "--data.predict_file", str(test_file)) == \
+        predict(checkpoint, tmp_path, "current", "--data.predict_file", str(test_file))

@@ -22,6 +22,7 @@ def readme_commands(text: str) -> list[str]:
 
 STUB = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$STUB_LOG"
+case "$*" in *"-m pytest"*) printf '%s' "$PYTEST_ADDOPTS" > "$STUB_LOG.pytest_addopts" ;; esac
 case "$*" in
     *"-m pip"*) exit 0 ;;
     *"-m medtext"*) exit "${STUB_MEDTEXT_STATUS:-0}" ;;
@@ -41,7 +42,7 @@ def run_ci(tmp_path: Path, *args: str, **statuses: int) -> tuple[subprocess.Comp
         (stub / name).write_text(STUB)
         (stub / name).chmod(0o755)
     log = tmp_path / "calls.log"
-    env = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_INDEX_URL", "PYTEST_ADDOPTS")}
     env.update({"PATH": f"{stub}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log),
                 **{f"STUB_{name.upper()}_STATUS": str(value) for name, value in statuses.items()}})
     result = subprocess.run(["bash", str(ROOT / ".ci" / "run"), *args], env=env, capture_output=True, text=True,
@@ -73,6 +74,8 @@ def test_ci_runs_both_commands_in_order(tmp_path):
     assert result.returncode == 0, result.stderr
     assert calls == ["pip install torch==2.13.0", "pip install -e .[offline]",
                      "python -m medtext fit --config configs/demo.yaml", "pip install -e .[test]", "python -m pytest -q"]
+    # the README's test command, unchanged, lists the 15 slowest tests in CI's log (pytest reads PYTEST_ADDOPTS)
+    assert (tmp_path / "calls.log.pytest_addopts").read_text() == "--durations=15"
 
 
 @pytest.mark.parametrize("statuses, command, status, ran", [

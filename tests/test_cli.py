@@ -2,26 +2,30 @@
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
-from cli_helpers import run, tiny_config
+from cli_helpers import in_folder, run, tiny_config
 from medtext import TextClassifier
-from medtext.checkpoint_io import StreamingCheckpointIO
-from medtext.cli import main
+from medtext.checkpoint import StreamingCheckpointIO
+from medtext.commands import main
 from medtext.metrics import metric_label
 
 SYNTHETIC = {"num_train": 80, "num_val": 30, "num_test": 25}
 
 
-@pytest.fixture
-def fitted(tiny_encoder, tmp_path):
-    """A CLI object after ``fit`` (+ test) of the tiny encoder on a small synthetic corpus."""
-    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, SYNTHETIC, "data_modules.SyntheticAbstractsDataModule",
-                         max_epochs=2)
-    return run("fit", "--config", str(config), "--test_after_fit", "true")
+@pytest.fixture(scope="module")
+def fitted(tiny_encoder, tmp_path_factory):
+    """A CLI object after ``fit`` (+ test) of the tiny encoder on a small synthetic corpus: one fit for
+    this module's tests, which read its files and write their own in their own folders."""
+    with in_folder(tmp_path_factory.mktemp("fitted")) as folder:
+        config = tiny_config(folder / "fit.yaml", tiny_encoder, SYNTHETIC, "data_modules.SyntheticAbstractsDataModule",
+                             max_epochs=2, default_root_dir=str(folder / "runs"))
+        return run("fit", "--config", str(config), "--test_after_fit", "true",
+                   f"--trainer.logger.init_args.save_dir={folder / 'runs'}")
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -29,18 +33,38 @@ def read_predictions(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_fit_writes_checkpoints_and_test_report(fitted):
+def counted_metrics(truth: list[str], predicted: list[str], names: list[str]) -> tuple[dict, list[list[int]]]:
+    """Single-label test metrics and confusion matrix (rows true, columns predicted), by counting."""
+    counts = Counter(zip(truth, predicted))
+    matrix = [[counts[t, p] for p in names] for t in names]
+    f1 = {}
+    for i, name in enumerate(names):
+        tp, fp, fn = matrix[i][i], sum(row[i] for row in matrix) - matrix[i][i], sum(matrix[i]) - matrix[i][i]
+        f1[f"test/f1/{metric_label(name)}"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    accuracy = sum(matrix[i][i] for i in range(len(names))) / len(truth)
+    return {"test/accuracy": accuracy, "test/micro_f1": accuracy, "test/macro_f1": sum(f1.values()) / len(names),
+            **f1}, matrix
+
+
+def test_fit_writes_checkpoints_and_test_report(fitted, tmp_path):
     log_dir = Path(fitted.trainer.log_dir)
     assert (log_dir / "checkpoints" / "best.ckpt").is_file() and (log_dir / "checkpoints" / "last.ckpt").is_file()
     assert isinstance(fitted.trainer.strategy.checkpoint_io, StreamingCheckpointIO)  # wrote them, streaming
     metrics = json.loads((log_dir / "test_metrics.json").read_text())
     names = fitted.datamodule.label_names
     assert len(names) == 5 and fitted.model.label_names == names
-    for key in ("test/accuracy", "test/macro_f1", "test/micro_f1", "test/f1/neoplasms",
-                "test/f1/digestive_system_diseases"):
-        assert 0.0 <= metrics[key] <= 1.0, key
+    # the report's metrics and matrix are those of the best checkpoint's predictions on the test file
+    test_file, out = fitted.datamodule.resolve_files()["test"], tmp_path / "predictions.csv"
+    run("predict", "--ckpt_path", fitted.trainer.checkpoint_callback.best_model_path, "--data.predict_file",
+        test_file, "--predictions.output_file", str(out))
+    truth, predicted = ([row["label"] for row in read_predictions(path)] for path in (test_file, out))
+    assert len(truth) == len(predicted) == SYNTHETIC["num_test"] and set(truth) == set(names)  # macro: 5 classes
+    expected, counted_matrix = counted_metrics(truth, predicted, names)
+    assert {key: metrics[key] for key in expected} == pytest.approx(expected, abs=1e-6)
+    assert "test/f1/neoplasms" in expected and "test/f1/digestive_system_diseases" in expected
     matrix = list(csv.reader(open(log_dir / "test_confusion_matrix.csv")))
-    assert matrix[0][1:] == names and sum(int(v) for row in matrix[1:] for v in row[1:]) == SYNTHETIC["num_test"]
+    assert matrix[0][1:] == names and [row[0] for row in matrix[1:]] == names
+    assert [[int(v) for v in row[1:]] for row in matrix[1:]] == counted_matrix
     assert (log_dir / "test_confusion_matrix.png").stat().st_size > 1000
     logged = next(csv.reader(open(log_dir / "metrics.csv")))
     assert {"val/macro_f1", "val/micro_f1", "val/accuracy", "val/f1/nervous_system_diseases", "train/loss"} <= set(logged)
@@ -50,7 +74,7 @@ def test_checkpoint_holds_labels_and_reloads_to_same_predictions(fitted, tmp_pat
     best = Path(fitted.trainer.checkpoint_callback.best_model_path)
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["label_names"] == fitted.datamodule.label_names
-    assert checkpoint["medtext_data"]["init_args"]["label_map"] == fitted.datamodule.label_map
+    assert checkpoint["datamodule_hyper_parameters"]["label_map"] == fitted.datamodule.label_map
 
     test_file = fitted.datamodule.resolve_files()["test"]
     out_a, out_b = tmp_path / "a.csv", tmp_path / "b.csv"

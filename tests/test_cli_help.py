@@ -6,7 +6,7 @@ import re
 import pytest
 
 import data_modules
-from medtext.cli import main
+from medtext.commands import main
 
 VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 DATA_MODULES = ["AbstractsDataModule", "MedicalAbstractsDataModule", "HoCDataModule", "SyntheticAbstractsDataModule"]

@@ -7,7 +7,7 @@ import warnings
 import pytest
 from lightning_fabric.plugins.environments import SLURMEnvironment
 
-from medtext.cluster_checks import requested_devices, slurm_launch_problem
+from medtext.launch_checks import requested_devices, slurm_launch_problem
 
 # sbatch --nodes=2 --ntasks-per-node=4: the batch script's environment (no SLURM_STEP_ID, but PROCID 0)
 BATCH = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NNODES": "2", "SLURM_NTASKS": "8",

@@ -3,7 +3,6 @@ would run them, with stub ``srun``, ``torchrun``, ``python`` and ``nvidia-smi`` 
 command lines, in a fake checkout whose ``.venv`` holds the stubs."""
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from medtext.cluster_checks import requested_devices
+from medtext.launch_checks import requested_devices
 
 FIT_SBATCH = ROOT / "scripts" / "slurm" / "fit.sbatch"
 TORCHRUN_FIT = ROOT / "scripts" / "torchrun_fit.sh"
@@ -143,13 +142,18 @@ def test_sbatch_stops_with_one_line_before_srun(checkout, overrides, message):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_sbatch_command_line_parses_as_medtext_fit(checkout):
-    """The srun command line, run for real up to the parsed config: num_nodes and devices arrive."""
+def test_sbatch_command_line_parses_as_medtext_fit(checkout, monkeypatch, capsys):
+    """The srun command line, run for real (in this process) up to the parsed config: num_nodes and
+    devices arrive."""
+    from medtext.commands import main
+
     _, [srun] = sbatch(checkout, {**SBATCH_ENV, "SLURM_NNODES": "1"}, "configs/demo.yaml")
-    command = [sys.executable, *srun["argv"][2:], "--print_config"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    trainer = yaml.safe_load(result.stdout)["trainer"]
+    assert srun["argv"][1:4] == ["python", "-m", "medtext"], srun["argv"]
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*srun["argv"][4:], "--print_config"])
+    assert exit_info.value.code in (0, None)
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
     assert (trainer["num_nodes"], trainer["strategy"]) == (1, "ddp")
     assert requested_devices(trainer["devices"]) == 4  # jsonargparse keeps "4", Lightning counts 4
 

@@ -1,5 +1,11 @@
-"""Every shipped YAML parses through the CLI; the CPU ones also run one fast_dev_run batch."""
+"""Every shipped YAML parses through the CLI; task configs compose configs/base/fit.yaml (stating
+trainer keys dotted), resolve to the expected callbacks and logger; the CPU ones run one fast_dev_run
+batch, the BiomedBERT ones too with a tiny encoder."""
 
+import contextlib
+import copy
+import functools
+import io
 from pathlib import Path
 
 import pytest
@@ -7,11 +13,17 @@ import yaml
 
 from cli_helpers import run
 from conftest import ROOT, SHARED_DATA
-from medtext.cli import main
+from medtext.commands import main
+from medtext.tasks import MultiLabelTask, SingleLabelTask
+from sweep_helpers import write_hoc, write_medical_abstracts
 
 ADD_ONS = ("logger", "trainer")  # partial configs layered on a task config with a second --config
-CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name not in (*ADD_ONS, "sweeps"))
+FRAGMENTS = ("base",)  # pulled in by a task config's `config:` key
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml")
+                 if p.parent.name not in (*ADD_ONS, *FRAGMENTS, "sweeps"))
 ADD_ON_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name in ADD_ONS)
+FRAGMENT_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name in FRAGMENTS)
+SHARED = ROOT / "configs" / "base" / "fit.yaml"
 SMALL = ["--data.max_length", "64", "--data.batch_size", "4", "--data.eval_batch_size", "8"]
 # Configs that run on this CPU-only, offline machine, with the extra arguments they need here.
 CPU_RUNS = {"demo.yaml": ["--data.num_train", "40", "--data.num_val", "20", "--data.num_test", "20"]}
@@ -21,10 +33,32 @@ for _task in ("medical_abstracts", "hoc"):
 # tests run in a temporary folder: point the config's relative descriptions path at the repository
 CPU_RUNS["medical_abstracts/minilm_label_attention.yaml"] += [
     "--data.descriptions_file", str(ROOT / "configs" / "medical_abstracts" / "label_descriptions.json")]
+BEST, LAST = "callbacks.BestCheckpoint", "pytorch_lightning.callbacks.ModelCheckpoint"
+SHARED_CALLBACKS = [BEST, LAST, LAST, "pytorch_lightning.callbacks.LearningRateMonitor",
+                    "callbacks.SelectionEarlyStopping"]
 
 
 def config_id(path: Path) -> str:
     return str(path.relative_to(ROOT / "configs"))
+
+
+def selection_metric(config: Path) -> str:
+    """What the model selects by: HoC is multi-label."""
+    return (MultiLabelTask if config.parent.name == "hoc" else SingleLabelTask).selection_metric
+
+
+def resolved(config: Path, *args: str) -> dict:
+    """``fit --config CONFIG ARGS --print_config``, loaded (parsed once per config and arguments)."""
+    return copy.deepcopy(_resolved(config, args))
+
+
+@functools.lru_cache(maxsize=None)
+def _resolved(config: Path, args: tuple[str, ...]) -> dict:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), *args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(printed.getvalue())
 
 
 def test_every_task_and_head_has_configs():
@@ -46,16 +80,84 @@ def test_config_parses(config, capsys):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
-def test_best_checkpoint_is_weights_only_and_last_is_the_full_state(config):
-    callbacks = [c.get("init_args", {}) for c in yaml.safe_load(config.read_text())["trainer"]["callbacks"]
-                 if c["class_path"].endswith(".ModelCheckpoint")]
-    best, *last = callbacks  # the first ModelCheckpoint is the one test_after_fit's "best" reads
-    assert best.get("monitor") and best.get("save_weights_only") is True and not best.get("save_last")
-    assert last and not any(c.get("save_weights_only") for c in last)
+def test_config_composes_the_shared_one_with_dotted_trainer_keys(config):
+    """Inside a file with `config:`, a block-form `trainer:` replaces the fragment's whole trainer
+    group (its callbacks silently lost), and a list of fragments loses them all: both refused."""
+    raw = yaml.safe_load(config.read_text())
+    assert raw.get("config") and isinstance(raw["config"], str), "one fragment, `config: ../base/fit.yaml`"
+    assert (config.parent / raw["config"]).resolve() == SHARED.resolve()
+    assert "trainer" not in raw, "state trainer keys dotted (trainer.max_epochs: 4), not as a trainer: block"
+    assert not {"seed_everything", "test_after_fit"} & set(raw), "the shared fragment sets them"
+    assert config.read_text().startswith("# ") and "python -m medtext fit --config configs/" in config.read_text()
+
+
+@pytest.mark.parametrize("fragment", FRAGMENT_CONFIGS, ids=config_id)
+def test_fragment_is_used_and_parses(fragment):
+    users = [c for c in CONFIGS if (c.parent / yaml.safe_load(c.read_text())["config"]).resolve() == fragment]
+    assert users, "a fragment no config pulls in"
+    raw = yaml.safe_load(fragment.read_text())
+    assert "config" not in raw and not {"model", "data"} & set(raw), "trainer settings only, not chained"
+    callbacks = resolved(fragment)["trainer"]["callbacks"]
+    assert [c["class_path"] for c in callbacks] == SHARED_CALLBACKS
+
+
+def test_block_form_trainer_replaces_the_fragment_and_dotted_keys_merge(tmp_path):
+    """Why task configs state trainer keys dotted (jsonargparse 4.53)."""
+    task = ("config: {}\nmodel: {{class_path: medtext.TextClassifier, init_args: {{encoder_name: x}}}}\n"
+            "data: {{class_path: data_modules.SyntheticAbstractsDataModule}}\n").format(SHARED)
+    dotted = tmp_path / "dotted.yaml"
+    dotted.write_text(task + "trainer.max_epochs: 3\ntrainer.logger.init_args.name: mine\n")
+    trainer = resolved(dotted)["trainer"]
+    assert trainer["max_epochs"] == 3 and trainer["logger"]["class_path"].endswith(".CSVLogger")
+    assert (trainer["logger"]["init_args"]["save_dir"], trainer["logger"]["init_args"]["name"]) == ("runs", "mine")
+    assert [c["class_path"] for c in trainer["callbacks"]] == SHARED_CALLBACKS
+    block = tmp_path / "block.yaml"
+    block.write_text(task + "trainer:\n  max_epochs: 3\n")
+    assert not resolved(block)["trainer"]["callbacks"], "if jsonargparse merges blocks now, relax the dotted rule"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_resolved_callbacks_follow_the_model_and_keep_best_and_last(config):
+    trainer = resolved(config)["trainer"]
+    callbacks = trainer["callbacks"]
+    names = [c["class_path"] for c in callbacks]
+    assert names == ([BEST, LAST] if config.name == "demo.yaml" else SHARED_CALLBACKS)
+    best, *last = [c["init_args"] for c in callbacks if c["class_path"] in (BEST, LAST)]
+    # the first checkpoint callback is the one test_after_fit's "best" reads: the model's selection metric
+    assert best["monitor"] is None and best["mode"] == "max" and best["save_top_k"] == 1
+    assert best["save_weights_only"] is True and not best["save_last"]
+    assert last and not any(c["save_weights_only"] or c["monitor"] for c in last)
     # last.ckpt after every validation (a top-1 without monitor, named last) ...
-    assert any(c.get("filename") == "last" and not c.get("monitor") and c.get("save_top_k", 1) == 1 for c in last)
-    if config.name != "demo.yaml":  # ... and every N training steps
-        assert any(c.get("every_n_train_steps") and c.get("save_last") and c.get("save_top_k") == 0 for c in last)
+    assert any(c["filename"] == "last" and c["save_top_k"] == 1 for c in last)
+    if config.name != "demo.yaml":  # ... and every N training steps; early stopping on the same metric
+        assert any(c["every_n_train_steps"] and c["save_last"] and c["save_top_k"] == 0 for c in last)
+        (stopping,) = [c["init_args"] for c in callbacks if c["class_path"].endswith("EarlyStopping")]
+        assert stopping["monitor"] is None and stopping["mode"] == "max" and stopping["patience"] == 3
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_resolved_trainer_settings(config):
+    settings = resolved(config)
+    trainer, task = settings["trainer"], config.parent.name
+    assert settings["seed_everything"] == 42 and settings["test_after_fit"] is True and trainer["devices"] == 1
+    logger = trainer["logger"]
+    assert logger["class_path"] == "pytorch_lightning.loggers.CSVLogger" and logger["init_args"]["save_dir"] == "runs"
+    assert logger["init_args"]["name"] == ("demo" if config.name == "demo.yaml" else f"{task}_{config.stem}")
+    hardware = (trainer["accelerator"], trainer["precision"], trainer["gradient_clip_val"])
+    if config.stem.startswith("biomedbert"):
+        assert hardware == ("gpu", "bf16-mixed", 1.0)
+        assert trainer["max_epochs"] == (10 if task == "hoc" else 4) and trainer["log_every_n_steps"] == 50
+    elif config.stem.startswith("minilm"):
+        assert hardware == ("auto", "32-true", None)
+        assert trainer["max_epochs"] == 2 and trainer["log_every_n_steps"] == 20
+    else:  # the demo, whose run time and metrics README.md states
+        assert hardware == ("cpu", None, None) and trainer["default_root_dir"] == "runs/demo"
+        assert trainer["max_epochs"] == 2 and trainer["log_every_n_steps"] == 5
+
+
+def test_logger_names_are_unique():
+    names = [resolved(c)["trainer"]["logger"]["init_args"]["name"] for c in CONFIGS]
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("add_on", ADD_ON_CONFIGS, ids=config_id)
@@ -66,7 +168,8 @@ def test_add_on_config_layers_on_a_task_config(add_on, capsys):
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     added = add_on.read_text()
-    assert "ModelCheckpoint" in printed, "the task config's callbacks survive the add-on"
+    assert "class_path: callbacks.BestCheckpoint" in printed, "the task config's callbacks survive the add-on"
+    assert "name: medical_abstracts_biomedbert_mlp" in printed or add_on.parent.name == "logger"
     if add_on.parent.name == "trainer":
         for key in ("accelerator", "precision", "strategy"):
             value = next(line.split(":", 1)[1].strip() for line in added.splitlines()
@@ -81,7 +184,15 @@ def shared_token_cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("token_cache"))
 
 
-@pytest.mark.parametrize("name", sorted(CPU_RUNS))
+def assert_follows_the_model(cli, config: Path) -> None:
+    monitors = [c.monitor for c in cli.trainer.callbacks
+                if type(c).__name__ in ("BestCheckpoint", "SelectionEarlyStopping")]
+    assert monitors and set(monitors) == {selection_metric(config)} == {cli.model.selection_metric}
+    assert type(cli.trainer.checkpoint_callback).__name__ == "BestCheckpoint"
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "demo.yaml" else pytest.mark.slow)
+                                  for name in sorted(CPU_RUNS)])  # the real MiniLM: ~2 s each
 def test_cpu_config_fast_dev_run(name, shared_token_cache, monkeypatch):
     if "--data.data_dir" in CPU_RUNS[name] and not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
@@ -92,4 +203,16 @@ def test_cpu_config_fast_dev_run(name, shared_token_cache, monkeypatch):
     monitor = "val/micro_f1" if cli.datamodule.multi_label else "val/macro_f1"
     assert monitor in cli.trainer.logged_metrics or monitor.replace("val", "test") in cli.trainer.logged_metrics
     assert cli.model.head.num_labels == len(cli.datamodule.label_names)
+    assert_follows_the_model(cli, ROOT / "configs" / name)
     assert not list(Path.cwd().rglob("*.ckpt")), "a fast_dev_run writes no checkpoint"
+
+
+@pytest.mark.parametrize("name", ["medical_abstracts/biomedbert_mlp.yaml", "hoc/biomedbert_mlp.yaml"])
+def test_biomedbert_config_fast_dev_run_with_a_tiny_encoder(name, tiny_encoder, tmp_path):
+    config = ROOT / "configs" / name
+    data = (write_hoc if config.parent.name == "hoc" else write_medical_abstracts)(tmp_path / "data")
+    cli = run("fit", "--config", str(config), "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu",
+              "--trainer.precision=32-true", f"--model.init_args.encoder_name={tiny_encoder}",
+              f"--data.init_args.data_dir={data}", "--data.init_args.num_workers=0", *SMALL)
+    assert cli.trainer.state.finished and cli.trainer.gradient_clip_val == 1.0
+    assert_follows_the_model(cli, config)

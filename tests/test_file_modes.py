@@ -8,8 +8,8 @@ import stat
 import pytest
 import torch
 
-from medtext.checkpoint_io import StreamingCheckpointIO
-from medtext.io import atomic_open, atomic_write_text, current_umask
+from medtext.checkpoint import StreamingCheckpointIO
+from medtext.atomic_files import atomic_open, atomic_write_text, current_umask
 
 
 @pytest.fixture(params=[0o022, 0o027], ids=lambda m: f"umask{m:03o}")

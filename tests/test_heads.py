@@ -5,6 +5,7 @@ import torch
 
 from medtext.heads.bilstm_cross_attention import BiLSTMCrossAttentionHead
 from medtext.heads.label_attention import LabelAttentionHead
+from medtext.optim import parameter_groups, split_attention
 
 H = 32
 
@@ -127,6 +128,15 @@ def test_gradients_reach_every_parameter(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_attention_parameters_are_named_for_the_attention_lr(kind):
-    names = [name for name, _ in make_head(kind).named_parameters() if "attention" in name]
-    assert any("in_proj_weight" in name for name in names)
+def test_the_head_names_its_attention_parameters_and_vectors_get_no_weight_decay(kind):
+    head = make_head(kind)
+    attention, other = split_attention(head)
+    expected = {id(p) for m in head.modules() if isinstance(m, torch.nn.MultiheadAttention) for p in m.parameters()}
+    assert {id(p) for p in attention} == expected and len(attention) + len(other) == len(list(head.parameters()))
+    groups = parameter_groups({"head": (other, 1e-3)}, weight_decay=0.01)
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    names = {id(p): name for name, p in head.named_parameters()}
+    assert sorted(names[i] for i in no_decay) == sorted(n for n, p in head.named_parameters()
+                                                       if p.ndim == 1 and id(p) not in expected)
+    if isinstance(head, BiLSTMCrossAttentionHead):  # LSTM biases (bias_ih_l0 ...) are vectors too
+        assert {"lstm.bias_ih_l0", "lstm.bias_hh_l0_reverse"} <= {names[i] for i in no_decay}

@@ -94,8 +94,9 @@ def test_attention_learning_rate_and_frozen_encoder(tiny_encoder):
     model.trainer = Trainer()
     optimizer = model.configure_optimizers()["optimizer"]
     lr_of = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}
+    attention = {id(p) for layer in model.head.layers for p in layer.attention.parameters()}
     for name, p in model.head.named_parameters():
-        assert lr_of[id(p)] == (5e-4 if "attention" in name else 1e-3), name
+        assert lr_of[id(p)] == (5e-4 if id(p) in attention else 1e-3), name
     assert all(lr_of[id(p)] == 1e-5 for p in model.encoder.parameters())
     assert any("attention" in n for n, _ in model.head.named_parameters())
     model.on_train_epoch_start()

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, write
-from data_modules.labels import (check_label_names, encode_delimited, encode_labels, infer_label_map, load_label_map,
+from data_modules.labels import (check_label_names, encode_delimited, encode_labels, infer_label_map,
                                  warn_conflicting_duplicates, warn_empty_classes)
-from data_modules.splits import stratified_split
+from data_modules.readers import load_label_map
+from data_modules.sampling import stratified_split
 from medtext.errors import DataError
 
 

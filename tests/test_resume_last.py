@@ -16,7 +16,7 @@ from cli_helpers import run, tiny_config
 from conftest import ROOT
 from medtext.errors import MedtextError
 from medtext.resume import resolve_last
-from medtext.wandb_resume import RUN_ID_KEY
+from medtext.wandb_runs import RUN_ID_KEY
 
 MODEL = {"class_path": "medtext.TextClassifier", "init_args": {"encoder_name": "tiny", "head_lr": 0.001}}
 DATA = {"class_path": "data_modules.AbstractsDataModule", "init_args": {"train_file": "train.csv", "batch_size": 8}}
@@ -101,6 +101,7 @@ def test_wandb_runs_are_found_under_the_project_whatever_their_display_name(tmp_
     assert named.ckpt_path == "runs/medtext/def456/checkpoints/last.ckpt"
 
 
+@pytest.mark.slow  # two W&B fits; the lookup itself: test_wandb_runs_are_found_under_the_project_...
 def test_wandb_run_with_a_display_name_resumes_from_last(tiny_encoder, tmp_path, monkeypatch):
     import wandb
 

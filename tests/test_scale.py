@@ -54,6 +54,7 @@ def trained(tiny_encoder, tmp_path_factory):
     return folder, next((folder / "runs" / "straight").glob("version_*"))
 
 
+@pytest.mark.slow  # two processes
 def test_ddp_test_metrics_equal_single_process(trained):
     folder, run = trained
     checkpoint = next((run / "checkpoints").glob("best*.ckpt"))
@@ -73,6 +74,7 @@ def test_ddp_test_metrics_equal_single_process(trained):
         print(f"{key}: single process {metrics['single'][key]} ddp {metrics['ddp'][key]}")
 
 
+@pytest.mark.slow  # two processes
 def test_ddp_predict_writes_one_complete_file_in_input_order(trained):
     folder, run = trained
     checkpoint = str(next((run / "checkpoints").glob("best*.ckpt")))
@@ -92,6 +94,7 @@ def test_ddp_predict_writes_one_complete_file_in_input_order(trained):
                 assert abs(float(a[key]) - float(b[key])) <= 1e-5
 
 
+@pytest.mark.slow  # three medtext processes, one of them killed
 def test_killed_fit_resumes_mid_epoch_to_identical_metrics(trained, tiny_encoder, tmp_path):
     folder, straight = trained
     config = resumable_config(tmp_path / "killed.yaml", tiny_encoder)
@@ -119,16 +122,24 @@ def test_killed_fit_resumes_mid_epoch_to_identical_metrics(trained, tiny_encoder
         assert torch.allclose(tensor.float(), second[name].float(), atol=1e-6), name
 
 
-def test_bf16_mixed_on_cpu_for_every_head(tiny_encoder, tmp_path):
+@pytest.mark.parametrize("head", ["medtext.heads.MLPHead",  # the other heads' bf16 forward: test_heads.py
+                                  pytest.param("medtext.heads.BiLSTMCrossAttentionHead", marks=pytest.mark.slow),
+                                  pytest.param("medtext.heads.LabelAttentionHead", marks=pytest.mark.slow)])
+def test_bf16_mixed_on_cpu_for_every_head(tiny_encoder, tmp_path, head):
     from cli_helpers import run
 
-    for head in ("medtext.heads.MLPHead", "medtext.heads.BiLSTMCrossAttentionHead",
-                 "medtext.heads.LabelAttentionHead"):
-        config = tiny_config(tmp_path / "bf16.yaml", tiny_encoder, {"num_train": 24, "num_val": 8, "num_test": 8},
-                             DEMO)
-        cli = run("fit", "--config", str(config), "--trainer.precision=bf16-mixed", "--trainer.max_steps=3",
-                  "--model.head", head, *(["--model.head.num_heads=2"] if "Attention" in head else []),
-                  "--model.head.dropout=0.0" if head.endswith("MLPHead") else "--model.head.dropout=0.1")
-        assert cli.trainer.precision == "bf16-mixed"
-        loss = float(cli.trainer.callback_metrics["val/loss"])
-        assert loss == loss and loss < 10, (head, loss)  # finite
+    config = tiny_config(tmp_path / "bf16.yaml", tiny_encoder, {"num_train": 24, "num_val": 8, "num_test": 8}, DEMO)
+    cli = run("fit", "--config", str(config), "--trainer.precision=bf16-mixed", "--trainer.max_steps=3",
+              "--model.head", head, *(["--model.head.num_heads=2"] if "Attention" in head else []),
+              "--model.head.dropout=0.0" if head.endswith("MLPHead") else "--model.head.dropout=0.1")
+    assert cli.trainer.precision == "bf16-mixed"
+    loss = float(cli.trainer.callback_metrics["val/loss"])
+    # the last validation (after step 3, the end of the only epoch) is the trained model's, under autocast
+    model, total, count = cli.model.eval(), 0.0, 0
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for batch in cli.datamodule.val_dataloader():
+            logits = model(batch["input_ids"], batch["attention_mask"])
+            total += float(model.task.loss(logits, batch["labels"])) * len(batch["labels"])
+            count += len(batch["labels"])
+    assert cli.trainer.global_step == 3 and count == 8
+    assert torch.isfinite(torch.tensor(loss)) and loss == pytest.approx(total / count, abs=1e-4), loss

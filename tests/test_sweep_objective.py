@@ -11,6 +11,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from cli_helpers import run
 from conftest import ROOT
+from medtext.tasks import MultiLabelTask
 from medtext.wandb_runs import summarize_monitored_by_best
 from sweep_helpers import agent_command, repo_like, sample, tiny_overrides
 
@@ -33,11 +34,10 @@ def test_hoc_sweep_and_checkpoints_select_by_the_tuned_thresholds():
     sweep = yaml.safe_load(HOC_SWEEP.read_text())
     assert sweep["metric"] == {"name": "val/tuned_micro_f1", "goal": "maximize"}
     assert not any(key.rsplit(".", 1)[-1] == "threshold" for key in sweep["parameters"])  # tuning replaces it
+    assert MultiLabelTask.selection_metric == sweep["metric"]["name"]  # best checkpoint and early stopping
     for path in HOC_CONFIGS:
         config = yaml.safe_load(path.read_text())
-        monitors = {c["init_args"]["monitor"] for c in config["trainer"]["callbacks"]
-                    if "monitor" in c.get("init_args", {})}
-        assert monitors == {"val/tuned_micro_f1"}, path.name  # best checkpoint (and early stopping) agree
+        assert config["data"]["class_path"] == "data_modules.HoCDataModule", path.name  # multi-label
         assert config["model"]["init_args"]["tune_thresholds"] is True, path.name
 
 
@@ -55,6 +55,7 @@ def test_summary_of_monitored_metrics_is_their_best_not_their_last(offline_wandb
     assert summary["val/macro_f1"] == 0.5  # not monitored: the last value, as before
 
 
+@pytest.mark.slow  # a 3-epoch W&B trial; the summary rule itself: test_summary_of_monitored_metrics_...
 def test_hoc_sweep_trial_summary_holds_the_best_epoch(tiny_encoder, tmp_path, offline_wandb):
     """A HoC trial as the agent starts it, 3 epochs, offline W&B: the run's summary of the sweep metric
     is the best epoch's value, which is also the best checkpoint's score."""
@@ -71,3 +72,14 @@ def test_hoc_sweep_trial_summary_holds_the_best_epoch(tiny_encoder, tmp_path, of
     assert summary["max"] == pytest.approx(best, abs=1e-6)
     last = float(cli.trainer.callback_metrics[metric])
     print(f"{metric}: summary max {summary['max']:.4f}, best checkpoint {best:.4f}, last epoch {last:.4f}")
+
+
+def test_a_best_checkpoint_not_yet_set_up_counts_with_the_models_selection_metric(offline_wandb, tmp_path):
+    from pytorch_lightning.loggers import WandbLogger
+
+    from callbacks import BestCheckpoint
+
+    logger = WandbLogger(project="medtext", save_dir=str(tmp_path))
+    trainer = SimpleNamespace(callbacks=[BestCheckpoint(), ModelCheckpoint()],
+                              lightning_module=SimpleNamespace(selection_metric="val/macro_f1"))
+    assert summarize_monitored_by_best(trainer, logger) == {"val/macro_f1": "max"}

@@ -15,7 +15,8 @@ from cli_helpers import run, tiny_config
 from conftest import ROOT
 from data_modules.synthetic import generate_abstracts
 from medtext.config_logging import REDACTED, WANDB_CONFIG_FILE, environment_secrets, is_secret_key, scrub
-from medtext.wandb_resume import RUN_ID_KEY, resume_wandb_run
+from medtext.metrics import metric_label
+from medtext.wandb_runs import RUN_ID_KEY, resume_wandb_run
 
 WANDB_CONFIG = str(ROOT / "configs" / "logger" / "wandb.yaml")
 SYNTHETIC = {"num_train": 40, "num_val": 20, "num_test": 15}
@@ -52,6 +53,14 @@ def tables(files: Path, key: str) -> list[dict]:
     return [json.loads(path.read_text()) for path in paths]
 
 
+def counted_row(counts: dict[tuple[str, str], int], names: list[str], name: str) -> list[float]:
+    """Precision, recall, F1 and support of class ``name`` from (actual, predicted) counts."""
+    tp = counts[name, name]
+    predicted, actual = sum(counts[other, name] for other in names), sum(counts[name, other] for other in names)
+    return [tp / predicted if predicted else 0.0, tp / actual if actual else 0.0,
+            2 * tp / (predicted + actual) if predicted + actual else 0.0, actual]
+
+
 def test_fit_and_test_log_tables_matrices_and_scrubbed_config(tiny_encoder, tmp_path, offline_wandb, capsys):
     import wandb
 
@@ -61,6 +70,7 @@ def test_fit_and_test_log_tables_matrices_and_scrubbed_config(tiny_encoder, tmp_
                     f"--data.init_args.cache_dir={tmp_path / 'cache' / SECRET}")
     experiment = cli.trainer.logger.experiment
     run_id, files, names = experiment.id, Path(experiment.dir), cli.datamodule.label_names
+    val_labels = [row["label"] for row in csv.DictReader(open(cli.datamodule.resolve_files()["val"]))]
     run_config = {key: experiment.config[key] for key in experiment.config.keys()}
     wandb.finish()
 
@@ -82,19 +92,26 @@ def test_fit_and_test_log_tables_matrices_and_scrubbed_config(tiny_encoder, tmp_
     assert (local / "checkpoints" / "last.ckpt").is_file() and not Path("runs/config.yaml").exists()
     assert yaml.safe_load((local / "config.yaml").read_text())["predictions"]["output_file"] == SECRET
 
-    # per-class tables: one per validation epoch, one for the test
+    # per-class tables and confusion matrices: one per validation epoch, one for the test; each table's
+    # precision, recall, F1 and support are those counted from the matrix logged with it
     for stage, epochs, total in (("val", 2, SYNTHETIC["num_val"]), ("test", 1, SYNTHETIC["num_test"])):
-        per_class = tables(files, f"{stage}/per_class")
-        assert len(per_class) == epochs
-        for table in per_class:
+        per_class, matrices = tables(files, f"{stage}/per_class"), tables(files, f"{stage}/confusion_matrix_table")
+        assert len(per_class) == len(matrices) == epochs
+        for table, matrix in zip(per_class, matrices):
             assert table["columns"] == list(COLUMNS) and [row[0] for row in table["data"]] == names
             assert sum(row[4] for row in table["data"]) == total
-            assert all(0.0 <= value <= 1.0 for row in table["data"] for value in row[1:4])
-        matrices = tables(files, f"{stage}/confusion_matrix_table")
-        assert len(matrices) == epochs
-        for matrix in matrices:
             assert matrix["columns"] == ["Actual", "Predicted", "nPredictions"]
             assert len(matrix["data"]) == len(names) ** 2 and sum(row[2] for row in matrix["data"]) == total
+            counts = {(actual, predicted): n for actual, predicted, n in matrix["data"]}
+            for row in table["data"]:
+                assert row[1:] == pytest.approx(counted_row(counts, names, row[0]), abs=1e-6), (stage, row)
+            if stage == "val":
+                assert [row[4] for row in table["data"]] == [val_labels.count(name) for name in names]
+    test_metrics = json.loads((local / "test_metrics.json").read_text())
+    (test_table,) = tables(files, "test/per_class")
+    for name, row in zip(names, test_table["data"]):
+        expected = [test_metrics[f"test/{key}/{metric_label(name)}"] for key in ("precision", "recall", "f1")]
+        assert row[1:4] == pytest.approx(expected, abs=1e-6), name
     records = (run_dir / f"run-{run_id}.wandb").read_bytes()
     for key in (b"val/per_class_f1", b"wandb/bar/v0", b"wandb/confusion_matrix/v1", b"val/macro_f1"):
         assert key in records
@@ -118,7 +135,8 @@ def test_resume_from_last_checkpoint_continues_the_wandb_run(tiny_encoder, tmp_p
     second = fit_wandb(config, "--ckpt_path", str(last), "--trainer.max_epochs", "2")
     assert second.trainer.current_epoch == 2 and second.trainer.logger.experiment.id == run_id
     wandb.finish()
-    assert len(offline_runs(run_id)) == 2 and len(offline_runs()) == 2  # two sessions of one run
+    # both sessions logged to one run (their folders share a name when they start within a second)
+    assert {path.name.rsplit("-", 1)[1] for path in offline_runs()} == {run_id}
 
 
 def test_resume_sets_the_stored_id_only_where_none_is_given(tmp_path):
@@ -198,7 +216,8 @@ def test_only_global_rank_zero_reports():
             raise AssertionError(f"rank 1 used the logger ({name})")
 
     trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, loggers=[Untouchable()])
-    module = SimpleNamespace(results={"val": {"confusion_matrix": torch.eye(2)}, "test": {}}, label_names=["a", "b"])
+    module = SimpleNamespace(evaluation_results={"val": {"confusion_matrix": torch.eye(2)}, "test": {}}.get,
+                             label_names=["a", "b"])
     MetricTables().on_validation_end(trainer, module)
     MetricTables().on_test_end(trainer, module)
 
@@ -221,9 +240,3 @@ def test_scrub_removes_secret_keys_and_environment_values():
     assert [is_secret_key(k) for k in ("apiKey", "auth_token", "tokenizer_name", "key_column")] == [
         True, True, False, False]
 
-
-def test_rich_progress_bar_is_the_default():
-    from pytorch_lightning import Trainer
-    from pytorch_lightning.callbacks import RichProgressBar
-
-    assert isinstance(Trainer(logger=False, enable_checkpointing=False).progress_bar_callback, RichProgressBar)

@@ -14,8 +14,9 @@ class ClassificationHead(nn.Module):
     Subclasses take ``hidden_size`` and ``num_labels`` as their first two arguments (the model
     supplies both; a config sets only the rest) and implement :meth:`forward`. A head that sets
     ``uses_label_descriptions = True`` receives ``label_states``: the encoder's [CLS] state of each
-    label's description, shape (num_labels, hidden). Parameters whose name contains ``attention``
-    are trained with the model's ``attention_lr``; the others with ``head_lr``.
+    label's description, shape (num_labels, hidden). The parameters of the modules that
+    :meth:`attention_modules` names are trained with the model's ``attention_lr``; the others with
+    ``head_lr``.
     """
 
     uses_label_descriptions = False
@@ -30,6 +31,10 @@ class ClassificationHead(nn.Module):
         """``token_states`` (batch, tokens, hidden), ``attention_mask`` (batch, tokens) with 1 for
         real tokens; returns logits (batch, num_labels)."""
         raise NotImplementedError
+
+    def attention_modules(self) -> list[nn.Module]:
+        """The head's attention layers (trained with ``attention_lr``); none by default."""
+        return []
 
 
 # What a config's ``head:`` entry becomes: a callable completed with (hidden_size, num_labels).

@@ -68,6 +68,9 @@ class BiLSTMCrossAttentionHead(ClassificationHead):
             self.cls_projection = nn.Linear(hidden_size, width)
             self.classifier = nn.Linear(width, num_labels)
 
+    def attention_modules(self) -> list[nn.Module]:
+        return [self.cross_attention]
+
     def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor,
                 label_states: Optional[torch.Tensor] = None) -> torch.Tensor:
         batch, tokens, _ = token_states.shape

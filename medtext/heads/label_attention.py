@@ -81,6 +81,9 @@ class LabelAttentionHead(ClassificationHead):
         self.label_weight = nn.Parameter(torch.empty(num_labels, hidden_size).uniform_(-bound, bound))
         self.label_bias = nn.Parameter(torch.zeros(num_labels))
 
+    def attention_modules(self) -> list[nn.Module]:
+        return [layer.attention for layer in self.layers]
+
     def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor,
                 label_states: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self._run(token_states, attention_mask, label_states, need_weights=False)[0]

@@ -1,4 +1,5 @@
-"""Datasets over cached token ids, and dynamic padding.
+"""The dataset of tokenized abstracts (cached token ids, optional labels) and the collator that pads
+its items into a batch.
 
 >>> collate = PadCollator(pad_token_id=0)
 >>> batch = collate([{"input_ids": np.array([101, 7, 102]), "index": 0},

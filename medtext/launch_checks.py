@@ -1,4 +1,4 @@
-"""Start-up checks of how a run was launched on a cluster.
+"""Start-up checks: how a run was launched on a cluster, and which mixed precision the GPU supports.
 
 Under SLURM, Lightning starts no processes of its own: as soon as ``SLURM_NTASKS`` is set (and the
 job is not named ``bash`` or ``interactive``) it takes each SLURM task for one rank, with
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 from typing import Mapping, Optional, Sequence, Union
+
+import torch
 
 INTERACTIVE_JOB_NAMES = ("bash", "interactive")  # Lightning ignores SLURM in jobs so named
 Devices = Union[int, str, Sequence[int], None]
@@ -74,3 +76,15 @@ def slurm_launch_problem(environ: Mapping[str, str], devices: Devices, num_nodes
             f"{per_node} x {num_nodes or 1} = {wanted}: Lightning runs one rank per SLURM task, so this "
             f"{effect}; ask for --nodes={num_nodes or 1} --ntasks-per-node={per_node} (one task per GPU) and "
             f"start it with `srun python -m medtext ...`")
+
+
+def choose_precision(precision: Optional[str], cuda_available: Optional[bool] = None,
+                     bf16_supported: Optional[bool] = None) -> Optional[str]:
+    """``bf16-mixed`` becomes ``16-mixed`` (with loss scaling) on CUDA GPUs without bf16 (pre-Ampere)."""
+    if str(precision) != "bf16-mixed":
+        return precision
+    cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if not cuda_available:
+        return precision  # CPU autocast supports bf16
+    bf16_supported = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported
+    return precision if bf16_supported else "16-mixed"

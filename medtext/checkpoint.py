@@ -1,0 +1,136 @@
+"""Checkpoints: one memory-mapped reader of what a checkpoint says, and a streaming writer.
+
+:func:`read_checkpoint` is the only place a command opens a checkpoint for its settings (not its
+weights): the model's hyperparameters (label names and order: the truth for every later command),
+the data module's (Lightning's ``datamodule_hyper_parameters``, with the resolved label map), the
+multi-label thresholds and the W&B run id. ``validate``/``test``/``predict --ckpt_path FILE`` take
+their model and data defaults from it (:func:`checkpoint_defaults`), so they need no config.
+
+>>> settings = read_checkpoint("best.ckpt")  # doctest: +SKIP
+>>> settings.label_names, settings.data["class_path"]  # doctest: +SKIP
+(['neoplasms', 'digestive system diseases', ...], 'data_modules.MedicalAbstractsDataModule')
+
+:class:`StreamingCheckpointIO` saves with ``torch.save`` straight into a temporary file that is
+renamed into place (atomic, no in-memory copy: Lightning's default costs the checkpoint's size in
+extra RAM) and loads local files memory-mapped (copy-on-write: ``validate``/``test``/``predict``
+never read the optimizer state into RAM). Remote paths (``s3://`` ...) use Lightning's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from pytorch_lightning import LightningDataModule
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from .errors import MedtextError
+from .atomic_files import atomic_open
+
+RUN_ID_KEY = "medtext_wandb_run_id"
+EVALUATION_COMMANDS = ("validate", "test", "predict")
+# set by the CLI's links (model -> data tokenizer, data -> model labels), so never given as defaults
+LINK_TARGETS = {"model": ("label_names", "multi_label", "label_descriptions"), "data": ("tokenizer_name",)}
+LEGACY_DATA_KEY = "medtext_data"  # checkpoints written before the data settings came from Lightning's key
+
+
+def class_config(hparams: Optional[dict], section: str) -> Optional[dict]:
+    """``{"class_path", "init_args"}`` of hyperparameters saved by a class the CLI instantiated
+    (``_class_path`` plus init args), without the CLI's link targets; ``None`` if not known."""
+    if not hparams or "_class_path" not in hparams:
+        return None
+    init_args = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in LINK_TARGETS[section]}
+    return {"class_path": hparams["_class_path"], "init_args": init_args}
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """What a checkpoint says of its model and data. ``label_map`` (``{label value: class name}``)
+    is in the model's class order, the truth for every later command."""
+
+    hyper_parameters: dict
+    data: Optional[dict]  # the data module's {"class_path", "init_args"}
+    thresholds: Optional[list[float]]  # per-label decision thresholds (multi-label)
+    wandb_run_id: Optional[str]
+
+    @property
+    def model(self) -> Optional[dict]:
+        return class_config(self.hyper_parameters, "model")
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.hyper_parameters.get("label_names") or [])
+
+    @property
+    def multi_label(self) -> bool:
+        return bool(self.hyper_parameters.get("multi_label"))
+
+    @property
+    def label_descriptions(self) -> Optional[list[str]]:
+        return self.hyper_parameters.get("label_descriptions")
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        data_map = ((self.data or {}).get("init_args") or {}).get("label_map") or {}
+        if list(data_map.values()) == self.label_names:
+            return dict(data_map)
+        return {name: name for name in self.label_names}  # no label values saved: the names are
+
+
+def read_checkpoint(ckpt_path: str | Path) -> CheckpointSettings:
+    """The settings of a checkpoint file: one memory-mapped read (not its weights), memoised."""
+    path = Path(ckpt_path)
+    try:
+        return _read_checkpoint(str(path.resolve()), path.stat().st_mtime_ns)
+    except MedtextError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is one clear error
+        raise MedtextError(f"{ckpt_path}: cannot read checkpoint: {' '.join(str(err).split())}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _read_checkpoint(path: str, mtime_ns: int) -> CheckpointSettings:
+    checkpoint: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(checkpoint, dict):
+        raise MedtextError(f"{path}: not a Lightning checkpoint")
+    data = class_config(checkpoint.get(LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY), "data")
+    thresholds = (checkpoint.get("state_dict") or {}).get("thresholds")
+    run_id = checkpoint.get(RUN_ID_KEY)
+    return CheckpointSettings(dict(checkpoint.get("hyper_parameters") or {}), data or checkpoint.get(LEGACY_DATA_KEY),
+                              None if thresholds is None else thresholds.float().tolist(),
+                              str(run_id) if run_id else None)
+
+
+def checkpoint_defaults(args: list[str]) -> dict[str, dict]:
+    """Parser defaults for ``validate``/``test``/``predict --ckpt_path FILE``: the checkpoint's
+    model and data (``{"predict.model": ..., "predict.data": ...}``). A config file or a
+    command-line option still overrides them; ``--data OtherClass`` keeps what that class also takes."""
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument("subcommand", nargs="?")
+    reader.add_argument("--ckpt_path")
+    known, _ = reader.parse_known_args(args)
+    if known.subcommand not in EVALUATION_COMMANDS or not known.ckpt_path or not Path(known.ckpt_path).is_file():
+        return {}
+    settings = read_checkpoint(known.ckpt_path)
+    sections = {"model": settings.model, "data": settings.data}
+    return {f"{known.subcommand}.{name}": config for name, config in sections.items() if config}
+
+
+class StreamingCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with atomic_open(path, "wb") as stream:
+            torch.save(checkpoint, stream)
+
+    def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None) -> dict:
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location, weights_only)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return torch.load(path, map_location=map_location, weights_only=True if weights_only is None else weights_only,
+                          mmap=True)

@@ -1,0 +1,92 @@
+"""``python -m medtext COMMAND``: every command, dispatched from one table.
+
+Lightning's four commands run through :class:`medtext.cli.MedtextCLI`. Every other command is a
+module with one typed entry function whose signature is its schema (``--help``, ``--config
+FILE``, ``--print_config`` from jsonargparse), added to :data:`COMMANDS` as ``"module:function"``.
+
+    python -m medtext --help
+    python -m medtext fit --config configs/demo.yaml
+    python -m medtext hf-export runs/demo/version_0/checkpoints/best-epoch=1.ckpt exported/
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable, Optional
+
+from .errors import MedtextError
+
+LIGHTNING_COMMANDS = {
+    "fit": "train a model (add --test_after_fit true to test the best checkpoint)",
+    "validate": "evaluate a checkpoint on data.val_file",
+    "test": "evaluate a checkpoint on data.test_file",
+    "predict": "write a checkpoint's predictions for data.predict_file",
+}
+COMMANDS = {  # command: ("module:function", what it does)
+    "hf-export": ("medtext.hf_export:export_checkpoint",
+                  "write a checkpoint as a Hugging Face AutoModelForSequenceClassification folder"),
+}
+
+
+def entry_function(command: str) -> Callable:
+    module, _, function = COMMANDS[command][0].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def usage() -> str:
+    rows = [*LIGHTNING_COMMANDS.items(), *((name, help_) for name, (_, help_) in COMMANDS.items())]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"  {name:<{width}}  {help_}" for name, help_ in rows]
+    return "\n".join(["usage: medtext COMMAND [--help] [--config FILE] [options]", "", "commands:", *lines])
+
+
+def run(argv: list[str]) -> None:
+    command = argv[0] if argv else None
+    if command in COMMANDS:
+        from jsonargparse import auto_cli
+
+        auto_cli(entry_function(command), args=argv[1:], prog=f"medtext {command}")
+    elif command in LIGHTNING_COMMANDS:
+        from .cli import build_cli
+
+        build_cli(argv)
+    elif command in ("-h", "--help"):
+        print(usage())
+    elif command is None:
+        print(usage(), file=sys.stderr)
+        raise SystemExit(2)
+    else:
+        raise MedtextError(f"unknown command {command!r}; the commands are "
+                           f"{', '.join([*LIGHTNING_COMMANDS, *COMMANDS])} (medtext --help)")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run a command; a user error (bad input, bad option value) is one line on stderr, exit 2."""
+    from .slurm import Requeued
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        run(list(sys.argv[1:] if argv is None else argv))
+    except Requeued as requeued:  # not an error: the job runs again
+        print(f"medtext: {requeued}", file=sys.stderr)
+        return 0
+    except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
+        cause = user_error(err)
+        if cause is None:
+            raise
+        print(f"medtext: error: {cause}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def user_error(err: BaseException) -> Optional[MedtextError]:
+    """The :class:`MedtextError` behind ``err``, also when a library re-raised it as another type."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, MedtextError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
