@@ -6,6 +6,7 @@ from .metric_tables import MetricTables
 from .prediction_writer import PredictionWriter
 from .rng_state import RNGStateCheckpoint
 from .slurm_requeue import SlurmRequeue
+from .weight_averaging import EMAWeights
 
-__all__ = ["BestCheckpoint", "ClassificationReport", "MetricTables", "PredictionWriter", "RNGStateCheckpoint",
+__all__ = ["BestCheckpoint", "ClassificationReport", "EMAWeights", "MetricTables", "PredictionWriter", "RNGStateCheckpoint",
            "SelectionEarlyStopping", "SlurmRequeue"]

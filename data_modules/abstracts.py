@@ -28,7 +28,7 @@ from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .readers import read_table, read_texts, require_column
 from .loaders import AbstractsLoaders
 from .sampling import stratified_split
-from .token_cache import load_or_encode
+from .token_cache import Truncation, check_truncation, load_or_encode, token_budget
 
 STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
@@ -60,6 +60,10 @@ class AbstractsDataModule(AbstractsLoaders):
         split_seed: seed of that validation split.
         tokenizer_name: set from ``model.encoder_name`` by the CLI.
         max_length: abstracts are truncated to this many tokens.
+        truncation: which tokens of a longer abstract are kept: ``head`` (its start) or ``head_tail``
+            (its first ``head_tokens`` and its end; Sun et al., 2019). Shorter abstracts are kept whole.
+        head_tokens: with ``head_tail``, tokens kept from the start (capped to ``max_length`` minus the
+            special tokens); the rest of the budget comes from the end.
         batch_size: training batch size.
         eval_batch_size: batch size of validation, test and predict (default: ``batch_size``).
         bucket_by_length: batch abstracts of similar length together when training.
@@ -75,7 +79,8 @@ class AbstractsDataModule(AbstractsLoaders):
                  file_format: Optional[str] = None, labels_file: Optional[str] = None,
                  label_map: Optional[dict[str, str]] = None, descriptions_file: Optional[str] = None,
                  val_fraction: float = 0.1, split_seed: int = 42,
-                 tokenizer_name: str = "bert-base-uncased", max_length: int = 512, batch_size: int = 16,
+                 tokenizer_name: str = "bert-base-uncased", max_length: int = 512,
+                 truncation: Truncation = "head", head_tokens: int = 128, batch_size: int = 16,
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
                  cache_dir: Optional[str] = None):
@@ -88,6 +93,8 @@ class AbstractsDataModule(AbstractsLoaders):
                                descriptions_file)
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.tokenizer_name, self.max_length = tokenizer_name, max_length
+        check_truncation(truncation, head_tokens)
+        self.truncation, self.head_tokens = truncation, head_tokens
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
         self.num_workers = num_workers
@@ -165,10 +172,14 @@ class AbstractsDataModule(AbstractsLoaders):
         row_ids = (require_column(frame, path, self.id_column, "id").tolist() if self.id_column
                    else [str(i) for i in range(1, len(frame) + 1)])
         content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
-        tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.max_length)
+        tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.max_length,
+                                self.truncation, self.head_tokens)
         if tokens.num_truncated:
+            budget = token_budget(self.tokenizer, self.max_length)
+            head = min(self.head_tokens, budget)
+            kept = f" (head_tail: first {head} + last {budget - head})" if self.truncation == "head_tail" else ""
             rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated "
-                           f"to {self.max_length} tokens")
+                           f"to {self.max_length} tokens{kept}")
         self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
         return self._splits[split]
 

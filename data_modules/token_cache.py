@@ -1,7 +1,8 @@
 """Tokenize abstracts once and cache the token ids on disk.
 
 The cache key covers the file's bytes, the text column, the tokenizer (vocabulary, normaliser and
-special tokens) and the max length, so an edited file or another tokenizer never reuses stale ids.
+special tokens), the max length and the truncation (``head_tail``: with its head length), so an
+edited file, another tokenizer or another truncation never reuses stale ids.
 Ids are stored ragged (one flat ``int32`` array plus offsets) in an ``.npz`` written atomically.
 
 >>> from transformers import AutoTokenizer  # doctest: +SKIP
@@ -16,16 +17,19 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from filelock import FileLock
 
 from medtext.atomic_files import atomic_open
+from medtext.errors import DataError
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = "1"
 ENCODE_CHUNK = 1024
+Truncation = Literal["head", "head_tail"]
+TRUNCATIONS = ("head", "head_tail")
 
 
 @dataclass
@@ -62,28 +66,86 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return digest.hexdigest()
 
 
-def cache_key(content_key: str, tokenizer, max_length: int) -> str:
+def check_truncation(truncation: str, head_tokens: int) -> None:
+    """One line for a truncation that is not ``head``/``head_tail`` or a negative ``head_tokens``."""
+    if truncation not in TRUNCATIONS:
+        raise DataError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {truncation!r}")
+    if isinstance(head_tokens, bool) or not isinstance(head_tokens, int) or head_tokens < 0:
+        raise DataError(f"head_tokens must be a whole number >= 0, not {head_tokens!r}")
+
+
+def token_budget(tokenizer, max_length: int) -> int:
+    """Content tokens that fit in ``max_length`` next to the tokenizer's special tokens."""
+    return max(max_length - tokenizer.num_special_tokens_to_add(), 0)
+
+
+def cache_key(content_key: str, tokenizer, max_length: int, truncation: Truncation = "head",
+              head_tokens: int = 128) -> str:
+    """``head`` keeps the key of caches written before ``truncation`` existed (they are head caches);
+    ``head_tail`` adds itself and its head length (capped to the budget, as :func:`encode` uses it)."""
+    check_truncation(truncation, head_tokens)
     parts = [CACHE_FORMAT, content_key, tokenizer_fingerprint(tokenizer), str(max_length)]
+    if truncation != "head":
+        parts += [truncation, str(min(head_tokens, token_budget(tokenizer, max_length)))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def encode(tokenizer, texts: Sequence[str], max_length: int) -> TokenizedTexts:
-    """Tokenize with truncation to ``max_length`` and count the abstracts that were truncated."""
+def special_prefix(tokenizer) -> int:
+    """How many of the tokenizer's special tokens come before the text (BERT's ``[CLS]``: 1)."""
+    mask = tokenizer("a", return_special_tokens_mask=True)["special_tokens_mask"]
+    return next((i for i, special in enumerate(mask) if not special), len(mask))
+
+
+def head_tail_ids(full: Sequence[int], budget: int, head_tokens: int, prefix: int, specials: int) -> list[int]:
+    """From a text's untruncated ids (special tokens included, ``prefix`` of its ``specials`` before
+    the text), keep the specials in place, the first ``head_tokens`` content ids and the last
+    ``budget - head_tokens`` (Sun et al., 2019: head 128 + tail 382 at 512)."""
+    full = list(full)
+    end = len(full) - (specials - prefix)
+    content = full[prefix:end]
+    if len(content) > budget:
+        head = min(head_tokens, budget)
+        content = content[:head] + content[len(content) - (budget - head):]
+    return full[:prefix] + content + full[end:]
+
+
+def encode(tokenizer, texts: Sequence[str], max_length: int, truncation: Truncation = "head",
+           head_tokens: int = 128) -> TokenizedTexts:
+    """Tokenize with truncation to ``max_length`` and count the abstracts that were truncated.
+
+    ``head`` keeps the start of a long abstract; ``head_tail`` its first ``head_tokens`` and its end
+    (same length). Abstracts that fit are tokenized identically by both."""
+    check_truncation(truncation, head_tokens)
     chunks: list[np.ndarray] = []
     truncated = 0
+    budget = token_budget(tokenizer, max_length)
     for start in range(0, len(texts), ENCODE_CHUNK):
         batch = list(texts[start:start + ENCODE_CHUNK])
         enc = tokenizer(batch, truncation=True, max_length=max_length, return_overflowing_tokens=True,
                         return_attention_mask=False, return_token_type_ids=False)
         mapping = enc.get("overflow_to_sample_mapping", list(range(len(batch))))
         previous, overflowed = -1, False
+        long_rows: list[int] = []  # positions in ``chunks`` of this batch's truncated abstracts
         for sample, ids in zip(mapping, enc["input_ids"]):
             if sample == previous:  # an overflow window: this text was longer than max_length
                 truncated += not overflowed
+                if not overflowed:
+                    long_rows.append(len(chunks) - 1)
                 overflowed = True
                 continue
             previous, overflowed = sample, False
             chunks.append(np.asarray(ids, dtype=np.int32))
+        if truncation == "head_tail" and long_rows:  # re-tokenize only the long ones, in full
+            first, prefix = len(chunks) - len(batch), special_prefix(tokenizer)
+            specials = tokenizer.num_special_tokens_to_add()
+            # the full ids are cut below, never fed to a model: no "longer than the maximum" warning
+            warned = getattr(tokenizer, "deprecation_warnings", {})
+            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+            full = tokenizer([batch[row - first] for row in long_rows], truncation=False,
+                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            for row, ids in zip(long_rows, full):
+                kept = head_tail_ids(ids, budget, head_tokens, prefix, specials)
+                chunks[row] = np.asarray(kept, dtype=np.int32)
     offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(c) for c in chunks], out=offsets[1:])
     ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
@@ -91,16 +153,16 @@ def encode(tokenizer, texts: Sequence[str], max_length: int) -> TokenizedTexts:
 
 
 def load_or_encode(tokenizer, texts: Sequence[str], cache_dir: str | Path, content_key: str,
-                   max_length: int) -> TokenizedTexts:
+                   max_length: int, truncation: Truncation = "head", head_tokens: int = 128) -> TokenizedTexts:
     """Return cached ids for these texts, tokenizing (under a file lock) only on a cache miss."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"tokens-{cache_key(content_key, tokenizer, max_length)}.npz"
+    path = cache_dir / f"tokens-{cache_key(content_key, tokenizer, max_length, truncation, head_tokens)}.npz"
     with FileLock(str(path) + ".lock"):
         if path.is_file():
             with np.load(path, allow_pickle=False) as stored:
                 return TokenizedTexts(stored["ids"], stored["offsets"], int(stored["num_truncated"]))
-        tokenized = encode(tokenizer, texts, max_length)
+        tokenized = encode(tokenizer, texts, max_length, truncation, head_tokens)
         with atomic_open(path, "wb") as handle:
             np.savez(handle, ids=tokenized.ids, offsets=tokenized.offsets,
                      num_truncated=np.int64(tokenized.num_truncated))

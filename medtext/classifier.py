@@ -15,13 +15,14 @@ from typing import Literal, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import CatMetric, MeanMetric
 
 from .encoders import cls_states, load_encoder, tokenize_descriptions
 from .heads import HeadFactory, MLPHead
 from .metrics import flatten
-from .optim import adamw_with_linear_warmup, parameter_groups, split_attention
+from .optim import adamw_with_linear_warmup, encoder_groups, parameter_groups, split_attention
 from .tasks import MultiLabelTask, SingleLabelTask, tune_thresholds
 from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
 
@@ -38,6 +39,9 @@ class TextClassifier(pl.LightningModule):
             with the current encoder at every step (gradients flow into the encoder).
         encoder_lr, head_lr, attention_lr: AdamW learning rates of the encoder, the head, and the
             head's attention parameters (default ``head_lr``).
+        layer_decay: layer-wise learning-rate decay d: the top encoder layer trains at ``encoder_lr``,
+            each layer below at d times the one above, the embeddings at ``encoder_lr * d**layers``
+            (groups ``encoder/layer_{i}``, ``encoder/embeddings``); ``None`` or 1.0: one ``encoder_lr``.
         freeze_encoder_epochs: train only the head for this many first epochs.
         warmup_ratio: fraction of all optimizer steps with linear warm-up, then linear decay.
         class_weights, label_smoothing: single-label cross-entropy options.
@@ -53,7 +57,8 @@ class TextClassifier(pl.LightningModule):
     def __init__(self, encoder_name: str, label_names: Sequence[str] = (), head: HeadFactory = MLPHead,
                  multi_label: bool = False, label_descriptions: Optional[list[str]] = None,
                  label_encoding: Literal["static", "reencode"] = "static", encoder_lr: float = 2e-5,
-                 head_lr: float = 1e-3, attention_lr: Optional[float] = None, weight_decay: float = 0.01,
+                 head_lr: float = 1e-3, attention_lr: Optional[float] = None,
+                 layer_decay: Optional[float] = None, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.1, freeze_encoder_epochs: int = 0,
                  class_weights: Optional[list[float]] = None, label_smoothing: float = 0.0,
                  pos_weight: Optional[list[float]] = None, threshold: float = 0.5, tune_thresholds: bool = True,
@@ -68,6 +73,7 @@ class TextClassifier(pl.LightningModule):
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.head = head(self.encoder.config.hidden_size, num_labels)
+        encoder_groups(self.encoder, encoder_lr, layer_decay)  # a bad layer_decay fails here, not after setup
         self.task = MultiLabelTask(num_labels, pos_weight) if multi_label else SingleLabelTask(
             num_labels, class_weights, label_smoothing)
         self.register_buffer("thresholds", torch.full((num_labels,), float(threshold)))
@@ -223,11 +229,20 @@ class TextClassifier(pl.LightningModule):
         return {"index": batch["index"], "probabilities": probabilities,
                 "predictions": self.task.predictions(probabilities, self.thresholds)}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Weights-only checkpoints skip callbacks' hooks: a weight-averaging callback (``callbacks.EMAWeights``)
+        still makes its averaged weights their ``state_dict`` (the raw ones stay out)."""
+        weights_only = "optimizer_states" not in checkpoint
+        for callback in self.trainer.callbacks if weights_only else ():
+            if isinstance(callback, WeightAveraging):
+                callback.on_save_checkpoint(self.trainer, self, checkpoint)
+                checkpoint.pop("current_model_state", None), checkpoint.pop("averaging_state", None)
+
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
         attention, other = split_attention(self.head)
         groups = parameter_groups({
-            "encoder": (self.encoder, self.hparams.encoder_lr),
+            **encoder_groups(self.encoder, self.hparams.encoder_lr, self.hparams.get("layer_decay")),
             "head": (other, self.hparams.head_lr),
             "attention": (attention, self.hparams.attention_lr or self.hparams.head_lr),
         }, self.hparams.weight_decay)

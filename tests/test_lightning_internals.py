@@ -201,3 +201,18 @@ def test_loggers_are_given_hyperparameters_through_the_instance_method():
         f"Lightning {pl.__version__}: hyperparameters no longer reach loggers through logger.log_hyperparams; "
         "medtext/config_logging.py wraps that method on the WandbLogger to scrub secrets "
         "(tests/test_wandb.py checks that no secret reaches a W&B file)")
+
+
+def test_weight_averaging_swaps_and_copies_through_the_methods_ema_weights_overrides():
+    import inspect
+
+    from pytorch_lightning.callbacks import WeightAveraging
+
+    sources = {hook: inspect.getsource(getattr(WeightAveraging, hook))
+               for hook in ("on_validation_epoch_start", "on_validation_epoch_end", "on_train_end")}
+    uses = {hook: ("self._copy_average_to_current(pl_module)" if hook == "on_train_end" else
+                   "self._swap_models(pl_module)") in source for hook, source in sources.items()}
+    assert all(uses.values()), (
+        f"Lightning {pl.__version__}: WeightAveraging no longer swaps/copies weights through _swap_models and "
+        f"_copy_average_to_current ({uses}); callbacks/weight_averaging.py (EMAWeights) overrides both so that "
+        "buffers (tuned thresholds) stay the model's own")
