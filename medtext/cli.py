@@ -26,10 +26,12 @@ from pytorch_lightning.utilities import rank_zero_info
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
-from .checkpoint import CheckpointSettings, StreamingCheckpointIO, checkpoint_defaults, read_checkpoint
+from .checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, StreamingCheckpointIO, checkpoint_defaults,
+                         read_checkpoint)
 from .launch_checks import choose_precision, slurm_launch_problem
 from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback
+from .ensemble import add_ensemble_argument, attach_ensemble, check_members
 from .errors import DataError
 from .resume import keep_csv_rows, resolve_last
 from .slurm import prepare_slurm_fit
@@ -38,6 +40,7 @@ from .wandb_runs import WandbRunId, resume_wandb_run
 
 class MedtextCLI(LightningCLI):
     checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
+    ensemble_orders: list = []  # --ensemble FILE ...: each member's class columns in the checkpoint's order
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
@@ -45,6 +48,7 @@ class MedtextCLI(LightningCLI):
             parser.link_arguments("data", f"model.init_args.{name}", apply_on="instantiate",
                                   compute_fn=functools.partial(self._model_labels, name))
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        add_ensemble_argument(parser)  # validate/test/predict --ensemble B.ckpt ...: medtext/ensemble.py
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on data.test_file")
 
@@ -93,6 +97,9 @@ class MedtextCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if isinstance(ckpt_path, (str, Path)) and Path(ckpt_path).is_file():
             self.checkpoint = read_checkpoint(ckpt_path)  # its classes: the truth, also when resuming
+        if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
+            raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
+        self.ensemble_orders = check_members(config.get("ensemble") or [], self.checkpoint)
 
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.
@@ -104,6 +111,11 @@ class MedtextCLI(LightningCLI):
         if SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in plugins):
             plugins.append(SLURMEnvironment(auto_requeue=False))
         return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+    def _attach_ensemble(self) -> None:
+        attach_ensemble(self.model, self.config[self.subcommand].get("ensemble") or [], self.ensemble_orders)
+
+    before_validate = before_test = before_predict = _attach_ensemble
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         """Lightning's, with ``--verbose false`` as the default of ``validate`` and ``test``: the
