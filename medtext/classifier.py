@@ -236,7 +236,8 @@ class TextClassifier(pl.LightningModule):
         for callback in self.trainer.callbacks if weights_only else ():
             if isinstance(callback, WeightAveraging):
                 callback.on_save_checkpoint(self.trainer, self, checkpoint)
-                checkpoint.pop("current_model_state", None), checkpoint.pop("averaging_state", None)
+                for key in ("current_model_state", "averaging_state"):  # training state: not weights
+                    checkpoint.pop(key, None)
 
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):

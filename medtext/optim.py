@@ -14,6 +14,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .errors import MedtextError
 
+
 def parameter_groups(modules: dict[str, tuple[nn.Module | list[nn.Parameter], float]], weight_decay: float) -> list[dict]:
     """Two groups per named module, each with its own lr: weight decay on matrices (linear,
     embedding, LSTM and query weights), none on vectors (biases, norms: ``ndim < 2``)."""
