@@ -10,7 +10,15 @@ For each seed: ``python -m medtext fit --config C --data.data_dir D --data.test_
 checkpoint predicts the test file in this process. Reports macro-F1, micro-F1, accuracy (exact
 match for multi-label) and per-class F1: mean and std over seeds, and a 95% interval from
 resampling the test abstracts (the same resamples for every seed; the statistic is the seed mean).
-The medtext test metrics of each run are checked against this process's own.
+The medtext test metrics of each run are checked against this process's own. Also recorded per seed:
+the wall-clock minutes of the fit (training, validation and the test after it) and the validation
+scores of the epoch kept as the best checkpoint; and the **ensemble** of the seeds' best
+checkpoints (``medtext test --ensemble``'s averaging: mean probabilities, the first seed's
+thresholds), scored on the same test abstracts. ``--name`` keeps rows of one config apart.
+
+    python benchmarks/holdout.py ../shared/data/hoc benchmarks/work/hoc_holdout   # test: hoc_val.csv
+    python benchmarks/quality.py --config configs/hoc/minilm_label_attention.yaml \\
+        --data-dir benchmarks/work/hoc_holdout --test benchmarks/work/hoc_holdout/hoc_heldout_test.csv
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from medtext import TextClassifier  # noqa: E402
 from medtext.checkpoint import read_checkpoint  # noqa: E402
+from medtext.ensemble import attach_ensemble, check_members  # noqa: E402
 
 
 def fit(args, seed: int, name: str) -> Path:
@@ -49,10 +59,29 @@ def fit(args, seed: int, name: str) -> Path:
     return args.runs / name / f"seed{seed}"
 
 
-def predict_test(run_dir: Path, test_file: Path, precision: str):
-    """(predictions, gold labels, label names, multi_label) of the best checkpoint on the test file."""
-    checkpoint = next((run_dir / "checkpoints").glob("best*.ckpt"))
+def best_checkpoint(run_dir: Path) -> Path:
+    return next((run_dir / "checkpoints").glob("best*.ckpt"))
+
+
+def validation_at_best(run_dir: Path) -> dict[str, float]:
+    """The run's validation scores (metrics.csv) of the epoch whose checkpoint was kept as the best."""
+    import re
+
+    import pandas as pd
+
+    epoch = int(re.search(r"epoch=(\d+)", best_checkpoint(run_dir).name).group(1))
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    columns = [c for c in frame if c.startswith("val/") and c.count("/") == 1]
+    rows = frame[(frame["epoch"] == epoch) & frame[columns].notna().any(axis=1)]
+    return {c: round(float(rows[c].dropna().iloc[-1]), 4) for c in columns if rows[c].notna().any()}
+
+
+def predict_test(run_dir: Path, test_file: Path, precision: str, members: tuple[Path, ...] = ()):
+    """(predictions, gold labels, label names, multi_label) of the best checkpoint on the test file;
+    with ``members`` (other checkpoints), of the ensemble's averaged probabilities."""
+    checkpoint = best_checkpoint(run_dir)
     model = TextClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    attach_ensemble(model, members, check_members(members, read_checkpoint(checkpoint)))
     data = read_checkpoint(checkpoint).data
     module, _, cls = data["class_path"].rpartition(".")
     datamodule = getattr(importlib.import_module(module), cls)(
@@ -103,6 +132,15 @@ def summarise(runs: list[tuple], names: list[str], multi_label: bool, resamples:
     return json.loads(json.dumps(result, default=lambda x: np.asarray(x).tolist()))
 
 
+def cpu_flags() -> str:
+    """The CPU features that decide matmul speed here (lscpu's AVX2 / AVX512-BF16 / AMX flags)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags) or "none"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, required=True)
@@ -113,26 +151,37 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks/work/quality_runs")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--name", help="row name (run folders, results file); default: config stem + folder")
     parser.add_argument("extra", nargs="*", help="more medtext fit arguments, after --")
     args = parser.parse_args()
     args.config, args.test = args.config.resolve(), args.test.resolve()
     args.data_dir = args.data_dir.resolve() if args.data_dir else None
-    name = args.config.stem + "_" + args.config.parent.name
-    runs, checks = [], []
+    name = args.name or args.config.stem + "_" + args.config.parent.name
+    runs, checks, run_dirs = [], [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
+        start = time.monotonic()
         run_dir = fit(args, seed, name)
+        minutes = (time.monotonic() - start) / 60
+        run_dirs.append(run_dir)
         precision = yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["precision"]  # as the fit ran
         pred, gold, names, multi_label = predict_test(run_dir, args.test, str(precision))
         runs.append((pred, gold))
         logged = json.loads((run_dir / "test_metrics.json").read_text())
         mine = scores(pred, gold, len(names), multi_label)
         checks.append({"seed": seed, "medtext_test_macro_f1": logged.get("test/macro_f1"),
-                       "recomputed_macro_f1": float(mine["macro_f1"])})
+                       "recomputed_macro_f1": float(mine["macro_f1"]), "fit_minutes": round(minutes, 2),
+                       "validation_at_best": validation_at_best(run_dir)})
+    ensemble = None
+    if len(run_dirs) > 1:
+        members = tuple(best_checkpoint(d) for d in run_dirs[1:])
+        pred, gold, _, _ = predict_test(run_dirs[0], args.test, str(precision), members)
+        ensemble = summarise([(pred, gold)], names, multi_label, args.resamples)
     result = {"settings": {"config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT) else str(args.config),
                            "test_file": str(args.test), "data_dir": str(args.data_dir), "seeds": list(range(
                                args.first_seed, args.first_seed + args.seeds)), "extra": args.extra,
-                           "test_abstracts": len(runs[0][1]), "resamples": args.resamples, "torch": torch.__version__},
-              "checks": checks, **summarise(runs, names, multi_label, args.resamples)}
+                           "test_abstracts": len(runs[0][1]), "resamples": args.resamples, "torch": torch.__version__,
+                           "cpu_flags": cpu_flags()},
+              "checks": checks, **summarise(runs, names, multi_label, args.resamples), "ensemble": ensemble}
     out = args.out or ROOT / "benchmarks/results" / f"quality_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".tmp").write_text(json.dumps(result, indent=1) + "\n")
@@ -144,6 +193,11 @@ def main() -> None:
     for key, v in rows:
         print(f"| {key} | {v['mean']:.4f} | {v['std']:.4f} | {v['ci95'][0]:.4f}–{v['ci95'][1]:.4f} |")
     print("checks (medtext test vs recomputed macro-F1):", checks)
+    if ensemble:
+        print(f"ensemble of the {len(runs)} seeds: macro_f1 {ensemble['macro_f1']['mean']:.4f} "
+              f"micro_f1 {ensemble['micro_f1']['mean']:.4f} (95% CI {ensemble['macro_f1']['ci95'][0]:.4f}–"
+              f"{ensemble['macro_f1']['ci95'][1]:.4f} macro)")
+    print(f"minutes per fit: {[c['fit_minutes'] for c in checks]}; CPU flags: {result['settings']['cpu_flags']}")
 
 
 if __name__ == "__main__":

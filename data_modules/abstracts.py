@@ -25,8 +25,9 @@ from medtext.errors import DataError
 
 from .dataset import EncodedAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
-from .readers import read_table, read_texts, require_column
 from .loaders import AbstractsLoaders
+from .long_text import LongText, Windows, check_long_text, resolve_windows, truncated_to
+from .readers import read_table, read_texts, require_column
 from .sampling import stratified_split
 from .token_cache import Truncation, check_truncation, load_or_encode, token_budget
 
@@ -59,11 +60,17 @@ class AbstractsDataModule(AbstractsLoaders):
         val_fraction: share of train held out for validation when there is no ``val_file``.
         split_seed: seed of that validation split.
         tokenizer_name: set from ``model.encoder_name`` by the CLI.
-        max_length: abstracts are truncated to this many tokens.
+        max_length: abstracts are truncated to this many tokens (``windows``: each window's length).
         truncation: which tokens of a longer abstract are kept: ``head`` (its start) or ``head_tail``
             (its first ``head_tokens`` and its end; Sun et al., 2019). Shorter abstracts are kept whole.
         head_tokens: with ``head_tail``, tokens kept from the start (capped to ``max_length`` minus the
             special tokens); the rest of the budget comes from the end.
+        long_text: ``truncate`` (default: ``truncation``) or ``windows``: a longer abstract is cut
+            into overlapping windows of ``max_length`` tokens, each ``[CLS] ... [SEP]``; the model
+            pools its windows' logits (``model.window_pooling``). Batches are then 3-D.
+        window_stride: with ``windows``, content tokens shared by consecutive windows, >= 0 and below
+            ``max_length`` minus the special tokens (default: a quarter of that).
+        max_windows: with ``windows``, windows kept per abstract (its further tokens are dropped).
         batch_size: training batch size.
         eval_batch_size: batch size of validation, test and predict (default: ``batch_size``).
         bucket_by_length: batch abstracts of similar length together when training.
@@ -80,7 +87,8 @@ class AbstractsDataModule(AbstractsLoaders):
                  label_map: Optional[dict[str, str]] = None, descriptions_file: Optional[str] = None,
                  val_fraction: float = 0.1, split_seed: int = 42,
                  tokenizer_name: str = "bert-base-uncased", max_length: int = 512,
-                 truncation: Truncation = "head", head_tokens: int = 128, batch_size: int = 16,
+                 truncation: Truncation = "head", head_tokens: int = 128, long_text: LongText = "truncate",
+                 window_stride: Optional[int] = None, max_windows: int = 8, batch_size: int = 16,
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
                  cache_dir: Optional[str] = None):
@@ -94,7 +102,9 @@ class AbstractsDataModule(AbstractsLoaders):
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.tokenizer_name, self.max_length = tokenizer_name, max_length
         check_truncation(truncation, head_tokens)
+        check_long_text(long_text, window_stride, max_windows, truncation)
         self.truncation, self.head_tokens = truncation, head_tokens
+        self.long_text, self.window_stride, self.max_windows = long_text, window_stride, max_windows
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
         self.num_workers = num_workers
@@ -152,6 +162,14 @@ class AbstractsDataModule(AbstractsLoaders):
             self._tokenizer = load_tokenizer(self.tokenizer_name)
         return self._tokenizer
 
+    @property
+    def windows(self) -> Optional[Windows]:
+        """``long_text: windows``'s stride and window cap (its stride checked against ``max_length``)."""
+        if self.long_text != "windows":
+            return None
+        budget = token_budget(self.tokenizer, self.max_length)
+        return resolve_windows(self.window_stride, self.max_windows, budget, self.max_length)
+
     # ----------------------------------------------------------------- reading
     def read_labels(self, frame, path: str) -> np.ndarray:
         """Class ids of every row, or a (rows, labels) 0/1 matrix for multi-label data."""
@@ -172,14 +190,13 @@ class AbstractsDataModule(AbstractsLoaders):
         row_ids = (require_column(frame, path, self.id_column, "id").tolist() if self.id_column
                    else [str(i) for i in range(1, len(frame) + 1)])
         content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
+        windows = self.windows
         tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.max_length,
-                                self.truncation, self.head_tokens)
+                                self.truncation, self.head_tokens, windows)
         if tokens.num_truncated:
-            budget = token_budget(self.tokenizer, self.max_length)
-            head = min(self.head_tokens, budget)
-            kept = f" (head_tail: first {head} + last {budget - head})" if self.truncation == "head_tail" else ""
-            rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated "
-                           f"to {self.max_length} tokens{kept}")
+            kept = truncated_to(self.max_length, token_budget(self.tokenizer, self.max_length), self.truncation,
+                                self.head_tokens, windows)
+            rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated to {kept}")
         self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
         return self._splits[split]
 

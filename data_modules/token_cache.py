@@ -1,9 +1,11 @@
 """Tokenize abstracts once and cache the token ids on disk.
 
 The cache key covers the file's bytes, the text column, the tokenizer (vocabulary, normaliser and
-special tokens), the max length and the truncation (``head_tail``: with its head length), so an
-edited file, another tokenizer or another truncation never reuses stale ids.
-Ids are stored ragged (one flat ``int32`` array plus offsets) in an ``.npz`` written atomically.
+special tokens), the max length and the truncation (``head_tail``: with its head length;
+``long_text: windows``: with its stride and window cap), so an edited file, another tokenizer or
+another truncation never reuses stale ids. Ids are stored ragged (one flat ``int32`` array plus
+offsets; with windows, one sequence per window plus each text's first window) in an ``.npz``
+written atomically.
 
 >>> from transformers import AutoTokenizer  # doctest: +SKIP
 >>> ids = load_or_encode(AutoTokenizer.from_pretrained("bert-base-uncased"), ["An abstract."],
@@ -17,13 +19,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 from filelock import FileLock
 
 from medtext.atomic_files import atomic_open
 from medtext.errors import DataError
+
+from .long_text import Windows, resolve_windows, window_ids
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = "1"
@@ -34,21 +38,30 @@ TRUNCATIONS = ("head", "head_tail")
 
 @dataclass
 class TokenizedTexts:
-    """Ragged token ids: text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
+    """Ragged token ids: sequence ``j`` is ``ids[offsets[j]:offsets[j + 1]]``. Without ``windows``,
+    text ``i`` is sequence ``i``; with them (``long_text: windows``), text ``i`` is the list of its
+    window sequences ``windows[i]`` up to ``windows[i + 1]``."""
 
     ids: np.ndarray
     offsets: np.ndarray
     num_truncated: int
+    windows: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return len(self.offsets if self.windows is None else self.windows) - 1
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i]:self.offsets[i + 1]]
+    def sequence(self, j: int) -> np.ndarray:
+        return self.ids[self.offsets[j]:self.offsets[j + 1]]
+
+    def __getitem__(self, i: int) -> np.ndarray | list[np.ndarray]:
+        if self.windows is None:
+            return self.sequence(i)
+        return [self.sequence(j) for j in range(self.windows[i], self.windows[i + 1])]
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+        """Tokens per text (with windows: summed over its windows, so longer texts sort later)."""
+        return np.diff(self.offsets if self.windows is None else self.offsets[self.windows])
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -80,13 +93,16 @@ def token_budget(tokenizer, max_length: int) -> int:
 
 
 def cache_key(content_key: str, tokenizer, max_length: int, truncation: Truncation = "head",
-              head_tokens: int = 128) -> str:
+              head_tokens: int = 128, windows: Optional[Windows] = None) -> str:
     """``head`` keeps the key of caches written before ``truncation`` existed (they are head caches);
-    ``head_tail`` adds itself and its head length (capped to the budget, as :func:`encode` uses it)."""
+    ``head_tail`` adds itself and its head length (capped to the budget, as :func:`encode` uses it);
+    ``windows`` (``long_text: windows``) adds its stride and window cap."""
     check_truncation(truncation, head_tokens)
     parts = [CACHE_FORMAT, content_key, tokenizer_fingerprint(tokenizer), str(max_length)]
     if truncation != "head":
         parts += [truncation, str(min(head_tokens, token_budget(tokenizer, max_length)))]
+    if windows is not None:
+        parts += ["windows", str(windows.stride), str(windows.max_windows)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -109,13 +125,48 @@ def head_tail_ids(full: Sequence[int], budget: int, head_tokens: int, prefix: in
     return full[:prefix] + content + full[end:]
 
 
+def ragged(chunks: list[np.ndarray], truncated: int, windows: Optional[np.ndarray] = None) -> TokenizedTexts:
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in chunks], out=offsets[1:])
+    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
+    return TokenizedTexts(ids=ids, offsets=offsets, num_truncated=truncated, windows=windows)
+
+
+def full_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Untruncated ids, special tokens included; they are cut afterwards, never fed to a model as
+    they are: no "longer than the maximum" warning."""
+    warned = getattr(tokenizer, "deprecation_warnings", {})
+    warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+    return tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+
+def encode_windows(tokenizer, texts: Sequence[str], max_length: int, windows: Windows) -> TokenizedTexts:
+    """``long_text: windows``: tokenize each text once, in full, and cut it into windows
+    (:func:`data_modules.long_text.window_ids`); count the texts with more than ``max_windows``."""
+    budget, prefix = token_budget(tokenizer, max_length), special_prefix(tokenizer)
+    resolve_windows(windows.stride, windows.max_windows, budget, max_length)  # a stride that fits
+    specials = tokenizer.num_special_tokens_to_add()
+    chunks: list[np.ndarray] = []
+    counts, truncated = [0], 0
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        for ids in full_ids(tokenizer, list(texts[start:start + ENCODE_CHUNK])):
+            cut = window_ids(ids, budget, windows.stride, prefix, specials, windows.max_windows + 1)
+            truncated += len(cut) > windows.max_windows
+            chunks += [np.asarray(window, dtype=np.int32) for window in cut[:windows.max_windows]]
+            counts.append(min(len(cut), windows.max_windows))
+    return ragged(chunks, truncated, np.cumsum(counts, dtype=np.int64))
+
+
 def encode(tokenizer, texts: Sequence[str], max_length: int, truncation: Truncation = "head",
-           head_tokens: int = 128) -> TokenizedTexts:
+           head_tokens: int = 128, windows: Optional[Windows] = None) -> TokenizedTexts:
     """Tokenize with truncation to ``max_length`` and count the abstracts that were truncated.
 
     ``head`` keeps the start of a long abstract; ``head_tail`` its first ``head_tokens`` and its end
-    (same length). Abstracts that fit are tokenized identically by both."""
+    (same length). Abstracts that fit are tokenized identically by both. With ``windows``, see
+    :func:`encode_windows`."""
     check_truncation(truncation, head_tokens)
+    if windows is not None:
+        return encode_windows(tokenizer, texts, max_length, windows)
     chunks: list[np.ndarray] = []
     truncated = 0
     budget = token_budget(tokenizer, max_length)
@@ -138,33 +189,29 @@ def encode(tokenizer, texts: Sequence[str], max_length: int, truncation: Truncat
         if truncation == "head_tail" and long_rows:  # re-tokenize only the long ones, in full
             first, prefix = len(chunks) - len(batch), special_prefix(tokenizer)
             specials = tokenizer.num_special_tokens_to_add()
-            # the full ids are cut below, never fed to a model: no "longer than the maximum" warning
-            warned = getattr(tokenizer, "deprecation_warnings", {})
-            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
-            full = tokenizer([batch[row - first] for row in long_rows], truncation=False,
-                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-            for row, ids in zip(long_rows, full):
+            for row, ids in zip(long_rows, full_ids(tokenizer, [batch[row - first] for row in long_rows])):
                 kept = head_tail_ids(ids, budget, head_tokens, prefix, specials)
                 chunks[row] = np.asarray(kept, dtype=np.int32)
-    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
-    np.cumsum([len(c) for c in chunks], out=offsets[1:])
-    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
-    return TokenizedTexts(ids=ids, offsets=offsets, num_truncated=truncated)
+    return ragged(chunks, truncated)
 
 
-def load_or_encode(tokenizer, texts: Sequence[str], cache_dir: str | Path, content_key: str,
-                   max_length: int, truncation: Truncation = "head", head_tokens: int = 128) -> TokenizedTexts:
+def load_or_encode(tokenizer, texts: Sequence[str], cache_dir: str | Path, content_key: str, max_length: int,
+                   truncation: Truncation = "head", head_tokens: int = 128,
+                   windows: Optional[Windows] = None) -> TokenizedTexts:
     """Return cached ids for these texts, tokenizing (under a file lock) only on a cache miss."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"tokens-{cache_key(content_key, tokenizer, max_length, truncation, head_tokens)}.npz"
+    key = cache_key(content_key, tokenizer, max_length, truncation, head_tokens, windows)
+    path = cache_dir / f"tokens-{key}.npz"
     with FileLock(str(path) + ".lock"):
         if path.is_file():
             with np.load(path, allow_pickle=False) as stored:
-                return TokenizedTexts(stored["ids"], stored["offsets"], int(stored["num_truncated"]))
-        tokenized = encode(tokenizer, texts, max_length, truncation, head_tokens)
+                return TokenizedTexts(stored["ids"], stored["offsets"], int(stored["num_truncated"]),
+                                      stored["windows"] if "windows" in stored.files else None)
+        tokenized = encode(tokenizer, texts, max_length, truncation, head_tokens, windows)
+        extra = {} if tokenized.windows is None else {"windows": tokenized.windows}
         with atomic_open(path, "wb") as handle:
             np.savez(handle, ids=tokenized.ids, offsets=tokenized.offsets,
-                     num_truncated=np.int64(tokenized.num_truncated))
+                     num_truncated=np.int64(tokenized.num_truncated), **extra)
         log.info("tokenized %d texts into %s", len(texts), path)
         return tokenized

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -66,3 +67,38 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path`` to fill; on success it becomes ``path``.
+
+    A non-empty ``path`` is refused unless ``overwrite`` (then the old folder is moved aside, replaced,
+    and deleted; if the rename fails it is put back). Folders and files get the permissions ``mkdir``
+    and ``open()`` would give under the user's umask. A failure leaves ``path`` as it was.
+
+    >>> with atomic_folder("/tmp/example_folder", overwrite=True) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("done")
+    """
+    out = Path(path).expanduser().absolute()
+    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not overwrite):
+        raise FileExistsError(f"{out} exists and is not empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    old = None
+    try:
+        yield tmp
+        umask = current_umask()  # mkdtemp's folder is 0700, some writers' files 0600
+        for item in [tmp, *tmp.rglob("*")]:
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
+        if out.is_dir() and any(out.iterdir()):
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)  # an empty folder at ``path`` is replaced too
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old / out.name, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

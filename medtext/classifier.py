@@ -11,6 +11,7 @@ Example config (``--model`` of ``python -m medtext fit``)::
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal, Optional, Sequence
 
 import pytorch_lightning as pl
@@ -19,12 +20,13 @@ from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import CatMetric, MeanMetric
 
-from .encoders import cls_states, load_encoder, tokenize_descriptions
+from .encoders import cls_states, load_encoder, register_label_descriptions
 from .heads import HeadFactory, MLPHead
 from .metrics import flatten
 from .optim import adamw_with_linear_warmup, encoder_groups, parameter_groups, split_attention
 from .tasks import MultiLabelTask, SingleLabelTask, tune_thresholds
 from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
+from .windows import WindowPooling, check_window_pooling, pool_windows
 
 
 class TextClassifier(pl.LightningModule):
@@ -52,6 +54,8 @@ class TextClassifier(pl.LightningModule):
         attention_dropout: dropout on the encoder's attention probabilities; ``None`` keeps the
             encoder's own (0.1 in BERTs). At 0, training uses PyTorch's fused attention kernel,
             which on CPU has no dropout: MiniLM trains about 1.6x faster (BENCHMARKS.md).
+        window_pooling: with ``data.long_text: windows`` (3-D input), how an abstract's logits come
+            from its windows': ``mean`` or ``max`` over its real windows (``medtext/windows.py``).
     """
 
     def __init__(self, encoder_name: str, label_names: Sequence[str] = (), head: HeadFactory = MLPHead,
@@ -62,9 +66,11 @@ class TextClassifier(pl.LightningModule):
                  warmup_ratio: float = 0.1, freeze_encoder_epochs: int = 0,
                  class_weights: Optional[list[float]] = None, label_smoothing: float = 0.0,
                  pos_weight: Optional[list[float]] = None, threshold: float = 0.5, tune_thresholds: bool = True,
-                 gradient_checkpointing: bool = False, attention_dropout: Optional[float] = None):
+                 gradient_checkpointing: bool = False, attention_dropout: Optional[float] = None,
+                 window_pooling: WindowPooling = "mean"):
         super().__init__()
         self.save_hyperparameters()
+        check_window_pooling(window_pooling)
         if len(label_names) < 2:
             raise ValueError("label_names needs at least two classes (the CLI links them from the data module)")
         self.label_names = list(label_names)
@@ -78,23 +84,12 @@ class TextClassifier(pl.LightningModule):
             num_labels, class_weights, label_smoothing)
         self.register_buffer("thresholds", torch.full((num_labels,), float(threshold)))
         if self.head.uses_label_descriptions:
-            self._init_label_descriptions(encoder_name, label_descriptions or self.label_names, label_encoding)
+            register_label_descriptions(self, encoder_name, label_descriptions or self.label_names, label_encoding)
         self.val_metrics, self.test_metrics = self.task.metrics(), self.task.metrics()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # exact under DDP: sums and counts
         self.val_probabilities, self.val_targets = CatMetric(), CatMetric()
         self._results: dict[str, dict] = {}  # stage -> last epoch's computed metrics
         self.unused_parameters: list[str] = []  # found by setup("fit"); they never train
-
-    def _init_label_descriptions(self, encoder_name: str, descriptions: Sequence[str], encoding: str) -> None:
-        if len(descriptions) != len(self.label_names):
-            raise ValueError(f"{len(descriptions)} label descriptions for {len(self.label_names)} labels")
-        ids, mask = tokenize_descriptions(encoder_name, descriptions)
-        self.register_buffer("description_ids", ids, persistent=False)
-        self.register_buffer("description_mask", mask, persistent=False)
-        if encoding == "static":
-            with torch.no_grad():
-                self.register_buffer("static_label_states", cls_states(self.encoder.eval(), ids, mask))
-            self.encoder.train()
 
     @property
     def selection_metric(self) -> str:
@@ -111,6 +106,8 @@ class TextClassifier(pl.LightningModule):
         return cls_states(self.encoder, self.description_ids, self.description_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if input_ids.dim() == 3:  # long_text: windows (abstracts, windows, tokens); per window: this class's forward
+            return pool_windows(partial(TextClassifier.forward, self), input_ids, attention_mask, self.hparams.window_pooling)
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.head(states, attention_mask, self.label_states())
 
@@ -119,6 +116,8 @@ class TextClassifier(pl.LightningModule):
         """Logits and the head's attention weights (batch, labels, tokens), for heads that have them."""
         if not hasattr(self.head, "forward_with_attention"):
             raise TypeError(f"{type(self.head).__name__} has no attention weights to show")
+        if input_ids.dim() == 3:
+            raise NotImplementedError("explain() takes one window per abstract (2-D input), not long_text: windows")
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.head.forward_with_attention(states, attention_mask, self.label_states())
 

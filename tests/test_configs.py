@@ -13,14 +13,17 @@ import yaml
 
 from cli_helpers import run
 from conftest import ROOT, SHARED_DATA
+from medtext import split_packages
 from medtext.commands import main
 from medtext.tasks import MultiLabelTask, SingleLabelTask
 from sweep_helpers import write_hoc, write_medical_abstracts
 
 ADD_ONS = ("logger", "trainer")  # partial configs layered on a task config with a second --config
 FRAGMENTS = ("base",)  # pulled in by a task config's `config:` key
+PRETRAIN = "pretrain"  # `python -m medtext pretrain` recipes, not fit configs
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml")
-                 if p.parent.name not in (*ADD_ONS, *FRAGMENTS, "sweeps"))
+                 if p.parent.name not in (*ADD_ONS, *FRAGMENTS, "sweeps", PRETRAIN))
+PRETRAIN_CONFIGS = sorted((ROOT / "configs" / PRETRAIN).glob("*.yaml"))
 ADD_ON_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name in ADD_ONS)
 FRAGMENT_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name in FRAGMENTS)
 SHARED = ROOT / "configs" / "base" / "fit.yaml"
@@ -30,6 +33,9 @@ CPU_RUNS = {"demo.yaml": ["--data.num_train", "40", "--data.num_val", "20", "--d
 for _task in ("medical_abstracts", "hoc"):
     for _head in ("mlp", "bilstm_xattn", "label_attention"):
         CPU_RUNS[f"{_task}/minilm_{_head}.yaml"] = ["--data.data_dir", str(SHARED_DATA / _task), *SMALL]
+# the offline mpnet (pip install -e ".[mpnet]"): run when its split packages are installed, else skipped
+for _name in ("medical_abstracts/mpnet_mlp.yaml", "hoc/mpnet_label_attention.yaml"):
+    CPU_RUNS[_name] = ["--data.data_dir", str(SHARED_DATA / _name.split("/")[0]), *SMALL]
 # tests run in a temporary folder: point the config's relative descriptions path at the repository
 CPU_RUNS["medical_abstracts/minilm_label_attention.yaml"] += [
     "--data.descriptions_file", str(ROOT / "configs" / "medical_abstracts" / "label_descriptions.json")]
@@ -77,6 +83,18 @@ def test_config_parses(config, capsys):
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "class_path: medtext.TextClassifier" in printed and "class_path: data_modules." in printed
+
+
+@pytest.mark.parametrize("config", PRETRAIN_CONFIGS, ids=config_id)
+def test_pretrain_config_parses_and_says_how_to_use_its_output(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["output_dir"] and printed["model"]["encoder_name"] and printed["data"]["task_data"]
+    header = config.read_text().split("\nseed_everything")[0]
+    assert f"python -m medtext pretrain --config configs/pretrain/{config.name}" in header
+    assert "python -m medtext fit --config configs/" in header and printed["output_dir"] in header
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
@@ -147,7 +165,7 @@ def test_resolved_trainer_settings(config):
     if config.stem.startswith("biomedbert"):
         assert hardware == ("gpu", "bf16-mixed", 1.0)
         assert trainer["max_epochs"] == (10 if task == "hoc" else 4) and trainer["log_every_n_steps"] == 50
-    elif config.stem.startswith("minilm"):
+    elif config.stem.startswith(("minilm", "mpnet")):  # the offline (packaged) encoders, CPU
         assert hardware == ("auto", "32-true", None)
         assert trainer["max_epochs"] == 2 and trainer["log_every_n_steps"] == 20
     else:  # the demo, whose run time and metrics README.md states
@@ -192,10 +210,12 @@ def assert_follows_the_model(cli, config: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "demo.yaml" else pytest.mark.slow)
-                                  for name in sorted(CPU_RUNS)])  # the real MiniLM: ~2 s each
+                                  for name in sorted(CPU_RUNS)])  # the real MiniLM: ~2 s each, mpnet ~20 s
 def test_cpu_config_fast_dev_run(name, shared_token_cache, monkeypatch):
     if "--data.data_dir" in CPU_RUNS[name] and not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
+    if "mpnet" in name and split_packages.installed_parts(split_packages.MPNET) is None:
+        pytest.skip('the mpnet split packages are not installed (pip install -e ".[mpnet]")')
     monkeypatch.setenv("MEDTEXT_CACHE_DIR", shared_token_cache)
     cli = run("fit", "--config", str(ROOT / "configs" / name), "--trainer.fast_dev_run=true",
               "--trainer.accelerator=cpu", *CPU_RUNS[name])
@@ -216,3 +236,15 @@ def test_biomedbert_config_fast_dev_run_with_a_tiny_encoder(name, tiny_encoder, 
               f"--data.init_args.data_dir={data}", "--data.init_args.num_workers=0", *SMALL)
     assert cli.trainer.state.finished and cli.trainer.gradient_clip_val == 1.0
     assert_follows_the_model(cli, config)
+
+
+def test_the_benchmark_selection_overlay_keeps_every_callback_and_monitors_the_global_micro_f1():
+    """benchmarks/configs/select_by_global_threshold.yaml (issue-14 measurement), after a HoC config."""
+    overlay = ROOT / "benchmarks" / "configs" / "select_by_global_threshold.yaml"
+    plain = resolved(ROOT / "configs" / "hoc" / "minilm_label_attention.yaml")["trainer"]["callbacks"]
+    overlaid = resolved(ROOT / "configs" / "hoc" / "minilm_label_attention.yaml", "--config", str(overlay))
+    callbacks = overlaid["trainer"]["callbacks"]
+    assert [c["class_path"] for c in callbacks] == [c["class_path"] for c in plain] == SHARED_CALLBACKS
+    monitors = {c["class_path"]: c["init_args"].get("monitor") for c in callbacks}
+    assert monitors[BEST] == monitors["callbacks.SelectionEarlyStopping"] == "val/micro_f1"
+    assert plain[0]["init_args"].get("monitor") is None  # the shipped config follows the model's metric
