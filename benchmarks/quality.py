@@ -63,6 +63,11 @@ def best_checkpoint(run_dir: Path) -> Path:
     return next((run_dir / "checkpoints").glob("best*.ckpt"))
 
 
+def fit_minutes(run_dir: Path) -> float:
+    """A reused run's minutes: from its config (written at the start) to its test report (the end)."""
+    return round(((run_dir / "test_metrics.json").stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime) / 60, 2)
+
+
 def validation_at_best(run_dir: Path) -> dict[str, float]:
     """The run's validation scores (metrics.csv) of the epoch whose checkpoint was kept as the best."""
     import re
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks/work/quality_runs")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--name", help="row name (run folders, results file); default: config stem + folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score a seed's finished run (best checkpoint and test_metrics.json there) without refitting")
     parser.add_argument("extra", nargs="*", help="more medtext fit arguments, after --")
     args = parser.parse_args()
     args.config, args.test = args.config.resolve(), args.test.resolve()
@@ -159,9 +166,11 @@ def main() -> None:
     name = args.name or args.config.stem + "_" + args.config.parent.name
     runs, checks, run_dirs = [], [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        start = time.monotonic()
-        run_dir = fit(args, seed, name)
-        minutes = (time.monotonic() - start) / 60
+        start, run_dir = time.monotonic(), args.runs / name / f"seed{seed}"
+        finished = run_dir.is_dir() and (run_dir / "test_metrics.json").is_file() and any(run_dir.glob("checkpoints/best*.ckpt"))
+        if not (args.reuse and finished):
+            run_dir = fit(args, seed, name)
+        minutes = (time.monotonic() - start) / 60 if not (args.reuse and finished) else None
         run_dirs.append(run_dir)
         precision = yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["precision"]  # as the fit ran
         pred, gold, names, multi_label = predict_test(run_dir, args.test, str(precision))
@@ -169,7 +178,7 @@ def main() -> None:
         logged = json.loads((run_dir / "test_metrics.json").read_text())
         mine = scores(pred, gold, len(names), multi_label)
         checks.append({"seed": seed, "medtext_test_macro_f1": logged.get("test/macro_f1"),
-                       "recomputed_macro_f1": float(mine["macro_f1"]), "fit_minutes": round(minutes, 2),
+                       "recomputed_macro_f1": float(mine["macro_f1"]), "fit_minutes": round(minutes, 2) if minutes is not None else fit_minutes(run_dir),
                        "validation_at_best": validation_at_best(run_dir)})
     ensemble = None
     if len(run_dirs) > 1:

@@ -13,8 +13,10 @@ from rich.table import Table
 from medtext.metrics import flatten, per_class_table
 from medtext.wandb_runs import file_loggers, logger_dir, wandb_logger, wandb_run_dir
 
-from .report_files import (plot_confusion_png, plot_label_confusion_png, write_confusion_csv,
+from .report_files import (plot_confusion_png, plot_label_confusion_png, plot_reliability_png, write_confusion_csv,
                            write_label_confusion_csv, write_metrics_json, write_rows_csv)
+
+SUMMARY = ("accuracy", "exact_match", "macro_f1", "micro_f1", "ece", "ece_uncalibrated", "brier", "brier_uncalibrated")
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -39,12 +41,12 @@ def print_table(title: str, rows: list[dict], summary: dict[str, float]) -> None
 
 class ClassificationReport(pl.Callback):
     """After ``fit``: the last validation epoch's per-class table. After ``validate``: the table.
-    After ``test``: the table, and ``test_metrics.json``, ``test_per_class.csv``,
-    ``test_confusion_matrix.csv`` and ``.png`` written atomically in the run's log directory."""
+    After ``test``: the table (with ECE and Brier score before and after calibration), and
+    ``test_metrics.json``, ``test_per_class.csv``, ``test_confusion_matrix.csv`` and ``.png`` and
+    ``reliability.png`` written atomically in the run's log directory."""
 
     def _summary(self, trainer: pl.Trainer, stage: str, results: dict) -> dict[str, float]:
-        summary = {f"{stage}/{k}": float(results[k]) for k in ("accuracy", "exact_match", "macro_f1", "micro_f1")
-                   if k in results}
+        summary = {f"{stage}/{k}": float(results[k]) for k in SUMMARY if k in results}
         if f"{stage}/loss" in trainer.callback_metrics:
             summary[f"{stage}/loss"] = float(trainer.callback_metrics[f"{stage}/loss"])
         return summary
@@ -77,5 +79,8 @@ class ClassificationReport(pl.Callback):
         else:
             write_label_confusion_csv(out / "test_confusion_matrix.csv", matrix, names)
             plot_label_confusion_png(out / "test_confusion_matrix.png", matrix, names, "test confusion per label")
+        if "reliability" in results:
+            plot_reliability_png(out / "reliability.png", results["reliability"],
+                                 (float(results["ece_uncalibrated"]), float(results["ece"])), "test reliability")
         print_table("test", rows, self._summary(trainer, "test", results))
         print(f"test report written to {out}")

@@ -8,7 +8,8 @@ prefix (``val/`` or ``test/``):
 - single-label: ``confusion_matrix``, W&B's confusion-matrix chart built from the epoch's counts
   (rows: true class, columns: predicted class);
 - multi-label: ``confusion_matrix``, an image with one 2x2 matrix per label, and
-  ``confusion_counts``, a table of tn, fp, fn, tp per label.
+  ``confusion_counts``, a table of tn, fp, fn, tp per label;
+- test only: ``reliability``, the reliability diagram (uncalibrated and calibrated) as an image.
 
 Each log carries ``trainer/global_step``, so every epoch keeps its own table and chart. With other
 loggers (CSV, TensorBoard) each validation end writes, in the log directory,
@@ -28,7 +29,7 @@ import torch
 from medtext.metrics import per_class_table
 from medtext.wandb_runs import file_loggers, logger_dir, wandb_logger
 
-from .report_files import (plot_confusion_png, plot_label_confusion_png, write_confusion_csv,
+from .report_files import (plot_confusion_png, plot_label_confusion_png, plot_reliability_png, write_confusion_csv,
                            write_label_confusion_csv, write_rows_csv)
 
 COLUMNS = ("class", "precision", "recall", "f1", "support")
@@ -77,6 +78,11 @@ def log_to_wandb(logger, trainer: pl.Trainer, stage: str, results: dict, names: 
             png = Path(tmp) / "confusion.png"
             plot_label_confusion_png(png, matrix, names, f"confusion per label, {title}")
             payload[f"{stage}/confusion_matrix"] = wandb.Image(str(png))
+        if "reliability" in results:  # test: medtext/calibration.py
+            png = Path(tmp) / "reliability.png"
+            plot_reliability_png(png, results["reliability"], (float(results["ece_uncalibrated"]),
+                                                               float(results["ece"])), f"reliability, {title}")
+            payload[f"{stage}/reliability"] = wandb.Image(str(png))
         logger.log_metrics(payload, step=trainer.global_step)  # the image is copied while logging
 
 

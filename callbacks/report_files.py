@@ -1,4 +1,5 @@
-"""Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG."""
+"""Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG, and
+the reliability diagram (calibration) as PNG."""
 
 from __future__ import annotations
 
@@ -88,6 +89,38 @@ def plot_confusion_png(path: Path, matrix: torch.Tensor, label_names: Sequence[s
         for j in range(n):
             value = int(matrix[i, j])
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+
+
+def plot_reliability_png(path: Path, reliability: torch.Tensor, ece: Sequence[float], title: str) -> None:
+    """Reliability diagram, uncalibrated and calibrated side by side: per confidence bin, the observed
+    frequency (accuracy; multi-label: share of positive label decisions) against the mean confidence.
+    ``reliability``: (2, 3, bins) from :class:`medtext.calibration.CalibrationMetrics`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_bins = reliability.shape[-1]
+    edges = torch.linspace(0, 1, n_bins + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.3), dpi=100, sharey=True)
+    for ax, (confidence, observed, count), name, error in zip(axes, reliability, ("uncalibrated", "calibrated"), ece):
+        seen = count > 0
+        ax.bar(edges[:-1][seen].numpy(), observed[seen].numpy(), width=1 / n_bins, align="edge",
+               edgecolor="black", color="tab:blue", label="observed")
+        ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect")
+        ax.plot(confidence[seen].numpy(), observed[seen].numpy(), "o", color="tab:red", markersize=4,
+                label="at the bin's mean confidence")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(f"{name}: ECE {error:.4f}")
+    axes[0].set_ylabel("observed frequency")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png")

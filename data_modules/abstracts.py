@@ -23,6 +23,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
+from .data_check import drop_leaked_rows
 from .dataset import EncodedAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .loaders import AbstractsLoaders
@@ -77,6 +78,8 @@ class AbstractsDataModule(AbstractsLoaders):
         pad_to_multiple_of: pad each batch's length to a multiple of this (fewer distinct shapes).
         num_workers: data loader worker processes.
         cache_dir: token cache folder (default: ``$MEDTEXT_CACHE_DIR`` or ``~/.cache/medtext``).
+        drop_leaked: ``fit`` removes from train the abstracts whose text (exact or normalised) is also
+            a validation or test abstract, and says how many (``python -m medtext check`` lists them).
     """
 
     def __init__(self, train_file: Optional[str] = None, val_file: Optional[str] = None,
@@ -91,7 +94,7 @@ class AbstractsDataModule(AbstractsLoaders):
                  window_stride: Optional[int] = None, max_windows: int = 8, batch_size: int = 16,
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
-                 cache_dir: Optional[str] = None):
+                 cache_dir: Optional[str] = None, drop_leaked: bool = False):
         super().__init__()
         self.save_hyperparameters()  # with a recipe's (subclass's) own arguments
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
@@ -109,6 +112,7 @@ class AbstractsDataModule(AbstractsLoaders):
         self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
         self.num_workers = num_workers
         self.cache_dir = cache_dir or default_cache_dir()
+        self.drop_leaked = drop_leaked
         self._tokenizer = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
@@ -241,9 +245,12 @@ class AbstractsDataModule(AbstractsLoaders):
             train_idx, val_idx = stratified_split(train["labels"], self.val_fraction, self.split_seed)
             self.datasets["train"] = EncodedAbstracts(train["tokens"], train["labels"], train_idx)
             self.datasets["val"] = EncodedAbstracts(train["tokens"], train["labels"], val_idx)
-            return
-        for split in STAGE_FILES[stage]:
-            if not self.split_file(split):
-                raise DataError(f"the {stage} stage needs data.{split}_file")
-            data = self.load_split(split)
-            self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])
+        else:
+            for split in STAGE_FILES[stage]:
+                if not self.split_file(split):
+                    raise DataError(f"the {stage} stage needs data.{split}_file")
+                data = self.load_split(split)
+                self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])
+        if stage == "fit" and self.drop_leaked:  # data_check.py: said, never silent
+            carved = None if self.split_file("val") else self.datasets["val"].indices
+            self.datasets["train"].indices = drop_leaked_rows(self, self.datasets["train"].indices, carved)

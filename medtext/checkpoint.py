@@ -3,7 +3,7 @@
 :func:`read_checkpoint` is the only place a command opens a checkpoint for its settings (not its
 weights): the model's hyperparameters (label names and order: the truth for every later command),
 the data module's (Lightning's ``datamodule_hyper_parameters``, with the resolved label map), the
-multi-label thresholds and the W&B run id. ``validate``/``test``/``predict --ckpt_path FILE`` take
+multi-label thresholds, the calibration temperatures and the W&B run id. ``validate``/``test``/``predict --ckpt_path FILE`` take
 their model and data defaults from it (:func:`checkpoint_defaults`), so they need no config.
 
 >>> settings = read_checkpoint("best.ckpt")  # doctest: +SKIP
@@ -54,8 +54,10 @@ class CheckpointSettings:
 
     hyper_parameters: dict
     data: Optional[dict]  # the data module's {"class_path", "init_args"}
-    thresholds: Optional[list[float]]  # per-label decision thresholds (multi-label)
+    thresholds: Optional[list[float]]  # per-label decision thresholds (multi-label; on calibrated probabilities)
     wandb_run_id: Optional[str]
+    # fitted temperatures (medtext/calibration.py): [T] or one per label; None if the checkpoint predates them
+    temperature: Optional[list[float]] = None
 
     @property
     def model(self) -> Optional[dict]:
@@ -98,11 +100,13 @@ def _read_checkpoint(path: str, mtime_ns: int) -> CheckpointSettings:
     if not isinstance(checkpoint, dict):
         raise MedtextError(f"{path}: not a Lightning checkpoint")
     data = class_config(checkpoint.get(LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY), "data")
-    thresholds = (checkpoint.get("state_dict") or {}).get("thresholds")
+    state = checkpoint.get("state_dict") or {}
+    thresholds, temperature = state.get("thresholds"), state.get("calibrator.temperature")
     run_id = checkpoint.get(RUN_ID_KEY)
     return CheckpointSettings(dict(checkpoint.get("hyper_parameters") or {}), data or checkpoint.get(LEGACY_DATA_KEY),
                               None if thresholds is None else thresholds.float().tolist(),
-                              str(run_id) if run_id else None)
+                              str(run_id) if run_id else None,
+                              None if temperature is None else temperature.float().tolist())
 
 
 def checkpoint_defaults(args: list[str]) -> dict[str, dict]:

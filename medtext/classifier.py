@@ -20,11 +20,13 @@ from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import CatMetric, MeanMetric
 
+from .calibration import (CalibrationMetrics, CalibrationMode, TemperatureScaling, fit_on_validation,
+                          report_test_calibration)
 from .encoders import cls_states, load_encoder, register_label_descriptions
 from .heads import HeadFactory, MLPHead
 from .metrics import flatten
 from .optim import adamw_with_linear_warmup, encoder_groups, parameter_groups, split_attention
-from .tasks import MultiLabelTask, SingleLabelTask, tune_thresholds
+from .tasks import MultiLabelTask, SingleLabelTask
 from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
 from .windows import WindowPooling, check_window_pooling, pool_windows
 
@@ -56,6 +58,8 @@ class TextClassifier(pl.LightningModule):
             which on CPU has no dropout: MiniLM trains about 1.6x faster (BENCHMARKS.md).
         window_pooling: with ``data.long_text: windows`` (3-D input), how an abstract's logits come
             from its windows': ``mean`` or ``max`` over its real windows (``medtext/windows.py``).
+        calibration: ``temperature``: each validation epoch of ``fit`` fits temperatures on its logits, which
+            test, predict and explain apply (validate reports fit's uncalibrated validation numbers); ``none``: not fitted (fit) or not applied (``medtext/calibration.py``).
     """
 
     def __init__(self, encoder_name: str, label_names: Sequence[str] = (), head: HeadFactory = MLPHead,
@@ -67,7 +71,7 @@ class TextClassifier(pl.LightningModule):
                  class_weights: Optional[list[float]] = None, label_smoothing: float = 0.0,
                  pos_weight: Optional[list[float]] = None, threshold: float = 0.5, tune_thresholds: bool = True,
                  gradient_checkpointing: bool = False, attention_dropout: Optional[float] = None,
-                 window_pooling: WindowPooling = "mean"):
+                 window_pooling: WindowPooling = "mean", calibration: CalibrationMode = "temperature"):
         super().__init__()
         self.save_hyperparameters()
         check_window_pooling(window_pooling)
@@ -87,7 +91,9 @@ class TextClassifier(pl.LightningModule):
             register_label_descriptions(self, encoder_name, label_descriptions or self.label_names, label_encoding)
         self.val_metrics, self.test_metrics = self.task.metrics(), self.task.metrics()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # exact under DDP: sums and counts
-        self.val_probabilities, self.val_targets = CatMetric(), CatMetric()
+        self.calibrator = TemperatureScaling(num_labels, multi_label, calibration)  # buffer calibrator.temperature
+        self.val_logits, self.val_targets = CatMetric(), CatMetric()  # fit's validation epoch, for fit_on_validation
+        self.test_calibration = CalibrationMetrics(num_labels, multi_label)
         self._results: dict[str, dict] = {}  # stage -> last epoch's computed metrics
         self.unused_parameters: list[str] = []  # found by setup("fit"); they never train
 
@@ -119,7 +125,8 @@ class TextClassifier(pl.LightningModule):
         if input_ids.dim() == 3:
             raise NotImplementedError("explain() takes one window per abstract (2-D input), not long_text: windows")
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head.forward_with_attention(states, attention_mask, self.label_states())
+        logits, weights = self.head.forward_with_attention(states, attention_mask, self.label_states())
+        return self.calibrator(logits), weights
 
     # ------------------------------------------------------------------ steps
     def setup(self, stage: str) -> None:
@@ -158,15 +165,19 @@ class TextClassifier(pl.LightningModule):
             else self.thresholds
 
     def _evaluation_step(self, batch: dict, stage: str, metrics) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
-        labels = batch["labels"]
+        raw, labels = self(batch["input_ids"], batch["attention_mask"]), batch["labels"]
+        fitting = stage == "val" and self.trainer.state.fn == "fit"
+        logits = raw if stage == "val" else self.calibrator(raw)  # validate reproduces fit's validation
         getattr(self, f"{stage}_loss").update(self.task.loss(logits, labels), weight=len(labels))
         probabilities = self.task.probabilities(logits)
-        if self.task.multi_label:
-            metrics.update(self.task.predictions(probabilities, self._decision_thresholds(stage)), labels.long())
-            if stage == "val" and self.hparams.tune_thresholds:
-                self.val_probabilities.update(probabilities)
-                self.val_targets.update(labels.float())
+        if fitting:
+            self.val_logits.update(raw.float())
+            self.val_targets.update(labels.float())
+        elif stage == "test":
+            self.test_calibration.update(self.task.probabilities(raw), probabilities, labels)
+        if self.task.multi_label:  # decided at the thresholds of the calibrated probabilities, applied or not
+            decided = probabilities if fitting else self.task.probabilities(self.calibrator(raw, enabled=True))
+            metrics.update(self.task.predictions(decided, self._decision_thresholds(stage)), labels.long())
         else:
             metrics.update(probabilities, labels)
 
@@ -183,19 +194,6 @@ class TextClassifier(pl.LightningModule):
         self.log(f"{stage}/loss", loss.compute(), sync_dist=True)
         loss.reset()
 
-    def _tune_thresholds(self) -> None:
-        probabilities, targets = self.val_probabilities.compute(), self.val_targets.compute()
-        self.val_probabilities.reset()
-        self.val_targets.reset()
-        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
-            return
-        self.thresholds.copy_(tune_thresholds(probabilities, targets, self.hparams.threshold))
-        tuned = self.task.metrics().to(probabilities.device)
-        tuned.update(self.task.predictions(probabilities, self.thresholds), targets.long())
-        scores = tuned.compute()
-        self.log_dict({"val/tuned_micro_f1": scores["micro_f1"], "val/tuned_macro_f1": scores["macro_f1"]},
-                      sync_dist=True)
-
     def evaluation_results(self, stage: str) -> Optional[dict[str, torch.Tensor]]:
         """The metrics of the last ``val`` or ``test`` epoch (global under DDP), for reports:
         ``accuracy``/``exact_match``, ``macro_f1``, ``micro_f1``, per-class ``f1``, ``precision``,
@@ -208,25 +206,22 @@ class TextClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._evaluation_epoch_end("val", self.val_metrics)
-        if self.task.multi_label and self.hparams.tune_thresholds:
-            self._tune_thresholds()
-        elif self.task.multi_label:  # untuned: the thresholds test and predict use are the global one
-            results = self._results["val"]
-            self.log_dict({"val/tuned_micro_f1": results["micro_f1"], "val/tuned_macro_f1": results["macro_f1"]},
-                          sync_dist=True)
+        fit_on_validation(self)  # multi-label thresholds, temperatures: medtext/calibration.py
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "test", self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
         self._evaluation_epoch_end("test", self.test_metrics)
+        report_test_calibration(self)  # test/ece, test/brier (and _uncalibrated), reliability bins
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         """Per abstract: its ``index`` in the data, the class ``probabilities`` and the
         ``predictions`` (class ids; multi-label: 0/1 per label at the checkpoint's thresholds)."""
-        probabilities = self.task.probabilities(self(batch["input_ids"], batch["attention_mask"]))
-        return {"index": batch["index"], "probabilities": probabilities,
-                "predictions": self.task.predictions(probabilities, self.thresholds)}
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        decided = self.task.probabilities(self.calibrator(logits, enabled=True))  # calibration on or off
+        return {"index": batch["index"], "probabilities": self.task.probabilities(self.calibrator(logits)),
+                "predictions": self.task.predictions(decided, self.thresholds)}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Weights-only checkpoints skip callbacks' hooks: a weight-averaging callback (``callbacks.EMAWeights``)

@@ -134,6 +134,10 @@ class MedtextCLI(LightningCLI):
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):
                     callback.save_last = None
+        if isinstance(self.datamodule, AbstractsDataModule):  # the data report and leak warning (rank 0)
+            from .check import check_before_fit
+
+            check_before_fit(self.trainer, self.datamodule)
 
     def after_fit(self) -> None:
         config = self.config[self.subcommand]

@@ -29,6 +29,8 @@ LIGHTNING_COMMANDS = {
 COMMANDS = {  # command: ("module:function", what it does)
     "hf-export": ("medtext.hf_export:export_checkpoint",
                   "write a checkpoint as a Hugging Face AutoModelForSequenceClassification folder"),
+    "check": ("medtext.check:main",
+              "check a task config's data: rows, classes, token lengths, duplicates, leaks between splits"),
     "pretrain": ("medtext.pretrain:main",
                  "continue an encoder's masked-language-model training on abstracts (a folder for fit)"),
 }

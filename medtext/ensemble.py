@@ -2,7 +2,8 @@
 
 The main model (``--ckpt_path``) stays the LightningModule Lightning restores and runs; its
 ``forward`` returns logits whose probabilities are the mean of every member's (the main model
-included): single-label ``log(mean softmax)``, multi-label ``logit(mean sigmoid)``. So the loss,
+included): single-label ``log(mean softmax)``, multi-label ``logit(mean sigmoid)``; calibrated
+(``medtext/calibration.py``), the mean of each member's own calibrated probabilities. So the loss,
 the metrics, the decision thresholds (the main checkpoint's) and the prediction writer work
 unchanged. Every member must have the main checkpoint's task and class names; classes in another
 order are mapped by name onto the main checkpoint's order.
@@ -71,18 +72,24 @@ def load_members(paths: Sequence[str | Path], orders: Sequence[list[int]]) -> li
 
 
 def ensemble_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The main model's logits, replaced by those of the members' mean probabilities."""
-    logits = type(self).forward(self, input_ids, attention_mask)
-    total = self.task.probabilities(logits.float())
+    """The main model's logits, replaced by those of the members' mean probabilities; they carry, as
+    ``calibrated_logits``, those of the mean of each member's calibrated probabilities (its own
+    temperatures), which the main model's calibrator uses instead of dividing by its temperatures."""
+    logits = type(self).forward(self, input_ids, attention_mask).float()
+    members = [(logits, None, self)]
     with torch.no_grad():
         for member, order in self._ensemble_members:
             member.to(input_ids.device)  # a no-op once there
-            member_logits = member(input_ids, attention_mask).float()
-            total = total + member.task.probabilities(member_logits)[:, order.to(input_ids.device)]
-    mean = total / (1 + len(self._ensemble_members))
-    if self.task.multi_label:
-        return torch.logit(mean, eps=1e-6)
-    return mean.clamp_min(torch.finfo(mean.dtype).tiny).log()
+            members.append((member(input_ids, attention_mask).float(), order.to(input_ids.device), member))
+    mean_logits = []
+    for calibrated in (False, True):
+        total = sum(model.task.probabilities(model.calibrator(z, calibrated) if calibrated else z)[
+            :, slice(None) if order is None else order] for z, order, model in members)
+        mean = total / len(members)
+        mean_logits.append(torch.logit(mean, eps=1e-6) if self.task.multi_label
+                           else mean.clamp_min(torch.finfo(mean.dtype).tiny).log())
+    mean_logits[0].calibrated_logits = mean_logits[1]
+    return mean_logits[0]
 
 
 def attach_ensemble(model: nn.Module, paths: Sequence[str | Path], orders: Sequence[list[int]]) -> None:

@@ -19,6 +19,7 @@ from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusion
                                          MultilabelRecall)
 
 PER_CLASS = ("f1", "precision", "recall")
+NOT_SCALARS = ("confusion_matrix", "reliability")  # matrices (reliability: medtext/calibration.py's bins)
 
 
 def single_label_metrics(num_labels: int) -> MetricCollection:
@@ -59,7 +60,7 @@ def flatten(results: dict[str, torch.Tensor], label_names: Sequence[str], stage:
     """Scalar metrics as ``stage/name`` and per-class ones as ``stage/f1/<class>``; no matrices."""
     flat: dict[str, float] = {}
     for name, value in results.items():
-        if name == "confusion_matrix":
+        if name in NOT_SCALARS:
             continue
         if name in PER_CLASS:
             for label, v in zip(label_names, value.tolist()):

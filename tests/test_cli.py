@@ -95,7 +95,8 @@ def test_checkpoint_holds_labels_and_reloads_to_same_predictions(fitted, tmp_pat
     reloaded.eval()
     fitted.model.eval()
     with torch.no_grad():
-        expected = reloaded(batch["input_ids"], batch["attention_mask"]).softmax(-1)
+        # predict writes the calibrated probabilities (the checkpoint's temperature: medtext/calibration.py)
+        expected = reloaded.calibrator(reloaded(batch["input_ids"], batch["attention_mask"])).softmax(-1)
     first = {int(r["row"]) - 1: r for r in rows}
     for i, index in enumerate(batch["index"].tolist()):
         got = [float(first[index][f"prob_{metric_label(n)}"]) for n in reloaded.label_names]
