@@ -29,3 +29,20 @@ def isolated_cache(tmp_path, monkeypatch):
 def write(path: Path, text: str | bytes) -> Path:
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_encoder):
+    """The tiny encoder's fast tokenizer."""
+    from medtext.encoders import load_tokenizer
+
+    return load_tokenizer(tiny_encoder)
+
+
+@pytest.fixture(scope="session")
+def vocabulary(tokenizer) -> list[str]:
+    """Distinct whole words, each one token of the tiny tokenizer (texts of known token counts)."""
+    words = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 1 and not w.startswith("["))
+    single = [w for w in words if len(tokenizer(w, add_special_tokens=False)["input_ids"]) == 1]
+    assert len(single) >= 60
+    return single

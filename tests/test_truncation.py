@@ -21,23 +21,9 @@ from data_modules.token_cache import (
     special_prefix,
     tokenizer_fingerprint,
 )
-from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
 MAX_LENGTH = 16  # [CLS] + 14 content tokens + [SEP]
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_encoder):
-    return load_tokenizer(tiny_encoder)
-
-
-@pytest.fixture(scope="module")
-def vocabulary(tokenizer) -> list[str]:
-    """Distinct whole words, each one token of the tiny tokenizer."""
-    plain = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 1 and not w.startswith("["))
-    assert len(plain) >= 60
-    return plain
 
 
 def text_of(vocabulary: list[str], n: int, shift: int = 0) -> str:

@@ -24,25 +24,10 @@ from data_modules.token_cache import (
     load_or_encode,
     tokenizer_fingerprint,
 )
-from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 from medtext.windows import pool_windows
 
 MAX_LENGTH = 16  # [CLS] + 14 content tokens + [SEP]
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_encoder):
-    return load_tokenizer(tiny_encoder)
-
-
-@pytest.fixture(scope="module")
-def vocabulary(tokenizer) -> list[str]:
-    """Distinct whole words, each one token of the tiny tokenizer."""
-    words = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 1 and not w.startswith("["))
-    single = [w for w in words if len(tokenizer(w, add_special_tokens=False)["input_ids"]) == 1]
-    assert len(single) >= 60
-    return single
 
 
 def text_of(vocabulary: list[str], n: int, shift: int = 0) -> str:
