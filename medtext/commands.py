@@ -33,6 +33,8 @@ COMMANDS = {  # command: ("module:function", what it does)
               "check a task config's data: rows, classes, token lengths, duplicates, leaks between splits"),
     "pretrain": ("medtext.pretrain:main",
                  "continue an encoder's masked-language-model training on abstracts (a folder for fit)"),
+    "explain": ("medtext.explain:main",
+                "an HTML page of a checkpoint's predictions with each word weighted (attention or gradients)"),
 }
 
 

@@ -73,6 +73,18 @@ class BiLSTMCrossAttentionHead(ClassificationHead):
 
     def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor,
                 label_states: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self._run(token_states, attention_mask, need_weights=False)[0]
+
+    def forward_with_attention(self, token_states: torch.Tensor, attention_mask: torch.Tensor,
+                               label_states: torch.Tensor | None = None
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the cross-attention weights averaged over heads: (batch, num_labels, tokens) with
+        ``query: labels``, (batch, 1, tokens) with ``query: cls``; 0 on padding."""
+        logits, weights = self._run(token_states, attention_mask, need_weights=True)
+        return logits, weights
+
+    def _run(self, token_states: torch.Tensor, attention_mask: torch.Tensor, need_weights: bool
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, tokens, _ = token_states.shape
         lengths = attention_mask.ne(0).sum(1).clamp_min(1).to("cpu", torch.int64)
         lstm_dtype = self.lstm.weight_ih_l0.dtype  # float32 unless the whole model was cast
@@ -87,9 +99,9 @@ class BiLSTMCrossAttentionHead(ClassificationHead):
             queries = self.label_queries.unsqueeze(0).expand(batch, -1, -1)
         else:
             queries = self.cls_projection(token_states[:, :1])
-        attended, _ = self.cross_attention(queries, states, states, key_padding_mask=padding,
-                                           need_weights=False)
+        attended, weights = self.cross_attention(queries, states, states, key_padding_mask=padding,
+                                                 need_weights=need_weights)
         attended = self.dropout(attended)
         if self.query == "labels":
-            return (attended * self.label_weight).sum(-1) + self.label_bias
-        return self.classifier(attended[:, 0])
+            return (attended * self.label_weight).sum(-1) + self.label_bias, weights
+        return self.classifier(attended[:, 0]), weights
