@@ -3,7 +3,7 @@
 Lightning's four commands run through :class:`medtext.cli.MedtextCLI`. Every other command is a
 module with one typed entry function whose signature is its schema (``--help``, ``--config
 FILE``, ``--print_config`` from jsonargparse), added to :data:`COMMANDS` as ``"module:function"``;
-an entry function marked ``parses_own_arguments`` (``pretrain``: a LightningCLI of its own) gets
+an entry function marked ``parses_own_arguments`` (``pretrain``, ``check``, ``explain``: a parser of its own) gets
 the command's arguments as they are.
 
     python -m medtext --help
