@@ -13,7 +13,6 @@ Example config (``--data`` of ``python -m medtext fit``)::
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -33,10 +32,6 @@ from .sampling import stratified_split
 from .token_cache import Truncation, check_truncation, load_or_encode, token_budget
 
 STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
-
-
-def default_cache_dir() -> str:
-    return os.environ.get("MEDTEXT_CACHE_DIR", str(Path.home() / ".cache" / "medtext"))
 
 
 class AbstractsDataModule(AbstractsLoaders):
@@ -108,10 +103,7 @@ class AbstractsDataModule(AbstractsLoaders):
         check_long_text(long_text, window_stride, max_windows, truncation)
         self.truncation, self.head_tokens = truncation, head_tokens
         self.long_text, self.window_stride, self.max_windows = long_text, window_stride, max_windows
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
-        self.num_workers = num_workers
-        self.cache_dir = cache_dir or default_cache_dir()
+        self.set_loading(batch_size, eval_batch_size, bucket_by_length, pad_to_multiple_of, num_workers, cache_dir)
         self.drop_leaked = drop_leaked
         self._tokenizer = None
         self._splits: dict[str, dict] = {}

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from .dataset import EncodedAbstracts, PadCollator
 from .sampling import LengthSortedSampler, TrainingSampler
+from .token_cache import default_cache_dir
 
 
 class AbstractsLoaders(pl.LightningDataModule):
@@ -24,6 +25,14 @@ class AbstractsLoaders(pl.LightningDataModule):
     datasets: dict[str, EncodedAbstracts]
     train_sampler: Optional[TrainingSampler] = None  # set by train_dataloader
     _resume_position: Optional[tuple[int, int]] = None  # set by load_state_dict, used by train_dataloader
+
+    def set_loading(self, batch_size: int, eval_batch_size: Optional[int], bucket_by_length: bool,
+                    pad_to_multiple_of: Optional[int], num_workers: int, cache_dir: Optional[str]) -> None:
+        """The batching settings every subclass takes (``eval_batch_size`` defaults to ``batch_size``)."""
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
+        self.num_workers = num_workers
+        self.cache_dir = cache_dir or default_cache_dir()
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

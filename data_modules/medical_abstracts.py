@@ -16,7 +16,8 @@ from typing import Optional
 
 from medtext.errors import DataError
 
-from .abstracts import AbstractsDataModule, default_cache_dir
+from .abstracts import AbstractsDataModule
+from .token_cache import default_cache_dir
 from .download import fetch
 
 REPOSITORY = "https://raw.githubusercontent.com/sebischair/Medical-Abstracts-TC-Corpus"

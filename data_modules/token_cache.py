@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -34,6 +35,11 @@ CACHE_FORMAT = "1"
 ENCODE_CHUNK = 1024
 Truncation = Literal["head", "head_tail"]
 TRUNCATIONS = ("head", "head_tail")
+
+
+def default_cache_dir() -> str:
+    """The token cache's (and medtext's) cache root: ``$MEDTEXT_CACHE_DIR`` or ``~/.cache/medtext``."""
+    return os.environ.get("MEDTEXT_CACHE_DIR", str(Path.home() / ".cache" / "medtext"))
 
 
 @dataclass

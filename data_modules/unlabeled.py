@@ -26,7 +26,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from medtext.encoders import load_tokenizer
 from medtext.errors import DataError
 
-from .abstracts import AbstractsDataModule, default_cache_dir
+from .abstracts import AbstractsDataModule
 from .dataset import EncodedAbstracts
 from .loaders import AbstractsLoaders
 from .readers import decode_utf8, read_bytes, read_table, read_texts
@@ -102,10 +102,7 @@ class UnlabeledTextDataModule(AbstractsLoaders):
         self.text_column, self.file_format = text_column, file_format
         self.val_fraction, self.split_seed, self.mlm_probability = val_fraction, split_seed, mlm_probability
         self.tokenizer_name, self.max_length = tokenizer_name, max_length
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.bucket_by_length, self.pad_to_multiple_of = bucket_by_length, pad_to_multiple_of
-        self.num_workers = num_workers
-        self.cache_dir = cache_dir or default_cache_dir()
+        self.set_loading(batch_size, eval_batch_size, bucket_by_length, pad_to_multiple_of, num_workers, cache_dir)
         self._tokenizer = None
         self._tokens = None
         self._masking_seed: int | None = None  # set while the validation loader is built

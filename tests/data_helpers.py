@@ -32,3 +32,8 @@ def check_message(err: pytest.ExceptionInfo, path: Path, where: str | None = Non
 def words(n: int) -> str:
     """``n`` copies of a word that the tiny tokenizer maps to exactly one token."""
     return " ".join(["a"] * n)
+
+
+def text_of(vocabulary: list[str], n: int, shift: int = 0) -> str:
+    """``n`` distinct one-token words (the ``vocabulary`` fixture) from ``shift`` on: ``n`` tokens."""
+    return " ".join(vocabulary[(i + shift) % len(vocabulary)] for i in range(n))

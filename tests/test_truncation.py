@@ -23,11 +23,9 @@ from data_modules.token_cache import (
 )
 from medtext.errors import DataError
 
+from data_helpers import text_of
+
 MAX_LENGTH = 16  # [CLS] + 14 content tokens + [SEP]
-
-
-def text_of(vocabulary: list[str], n: int, shift: int = 0) -> str:
-    return " ".join(vocabulary[(i + shift) % len(vocabulary)] for i in range(n))
 
 
 def test_head_tail_keeps_first_head_tokens_and_the_end(tokenizer, vocabulary):

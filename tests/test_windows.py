@@ -27,11 +27,9 @@ from data_modules.token_cache import (
 from medtext.errors import DataError
 from medtext.windows import pool_windows
 
+from data_helpers import text_of
+
 MAX_LENGTH = 16  # [CLS] + 14 content tokens + [SEP]
-
-
-def text_of(vocabulary: list[str], n: int, shift: int = 0) -> str:
-    return " ".join(vocabulary[(i + shift) % len(vocabulary)] for i in range(n))
 
 
 # ------------------------------------------------------------------------------------ cutting windows
