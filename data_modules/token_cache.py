@@ -138,11 +138,16 @@ def ragged(chunks: list[np.ndarray], truncated: int, windows: Optional[np.ndarra
     return TokenizedTexts(ids=ids, offsets=offsets, num_truncated=truncated, windows=windows)
 
 
+def silence_length_warning(tokenizer) -> None:
+    """No "longer than the specified maximum" warning: for full tokenizations that are cut before any
+    model sees them (an internal of transformers: its once-only warning flags; tests/test_truncation.py
+    checks the dict is there)."""
+    getattr(tokenizer, "deprecation_warnings", {})["sequence-length-is-longer-than-the-specified-maximum"] = True
+
+
 def full_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Untruncated ids, special tokens included; they are cut afterwards, never fed to a model as
-    they are: no "longer than the maximum" warning."""
-    warned = getattr(tokenizer, "deprecation_warnings", {})
-    warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+    """Untruncated ids, special tokens included; they are cut afterwards, never fed to a model as they are."""
+    silence_length_warning(tokenizer)
     return tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
 

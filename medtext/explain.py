@@ -38,11 +38,11 @@ Method = Literal["attention", "gradient_x_input", "integrated_gradients"]
 def tokenize(tokenizer, texts: list[str], max_length: int, truncation: str = "head", head_tokens: int = 128) -> list[dict]:
     """Per text: the model's input ``ids`` (the data module's truncation) and, per kept position, its
     word index (``None`` for special tokens); ``words`` are (start, end) character spans of every word."""
-    from data_modules.token_cache import head_tail_ids, special_prefix, token_budget
+    from data_modules.token_cache import head_tail_ids, silence_length_warning, special_prefix, token_budget
 
     budget, prefix = token_budget(tokenizer, max_length), special_prefix(tokenizer)
     specials = tokenizer.num_special_tokens_to_add()
-    getattr(tokenizer, "deprecation_warnings", {})["sequence-length-is-longer-than-the-specified-maximum"] = True
+    silence_length_warning(tokenizer)  # the ids are cut below, as the data module cuts them
     enc = tokenizer(texts, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True,
                     return_attention_mask=False, return_token_type_ids=False)
     out = []

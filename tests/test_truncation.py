@@ -112,3 +112,12 @@ def test_fit_and_config_free_predict_use_head_tail(tiny_encoder, vocabulary, tok
     tokens = predicted.datamodule.datasets["predict"].tokens
     assert np.array_equal(tokens.ids, encode(tokenizer, texts, MAX_LENGTH, "head_tail", 4).ids)
     assert len(out.read_text().splitlines()) == 3
+
+
+def test_the_length_warning_flag_that_full_tokenizations_set_exists(tokenizer):
+    """token_cache.silence_length_warning sets a transformers internal: fail loudly if it moves."""
+    from data_modules.token_cache import silence_length_warning
+
+    assert isinstance(tokenizer.deprecation_warnings, dict)
+    silence_length_warning(tokenizer)
+    assert tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] is True
