@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Optional, Union
 
@@ -11,10 +9,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from medtext.atomic_files import atomic_write_text
-from medtext.metrics import metric_label
-
-from .classification_report import run_dir
+from .classification_report import gather_in_order, run_dir
+from .report_files import write_predictions_csv
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -46,44 +42,12 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions, batch_indices):
         """``predictions``: what ``predict_step`` returned (``index``, ``probabilities``, ``predictions``)."""
-        index, probabilities, predicted = self._gather(
+        index, probabilities, predicted = gather_in_order(
             trainer, *(torch.cat([p[key] for p in predictions]) for key in ("index", "probabilities", "predictions")))
         if not trainer.is_global_zero:
             return
-        order = torch.argsort(index)
-        index, probabilities, predicted = index[order], probabilities[order], predicted[order]
-        keep = torch.ones_like(index, dtype=torch.bool)
-        keep[1:] = index[1:] != index[:-1]  # defensive: a padding sampler may repeat abstracts
-        index, probabilities, predicted = index[keep], probabilities[keep], predicted[keep]
-        names = pl_module.label_names
         datamodule = trainer.datamodule
-        row_ids = datamodule.row_ids("predict")
-        header = [getattr(datamodule, "id_column", None) or "row", "label",
-                  *(f"prob_{metric_label(name)}" for name in names)]
-        kept = {column: values for column, values in self.kept.items() if column != header[0]}
-        header += [f"input_{column}" if column in header else column for column in kept]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        for i, label, probs in zip(index.tolist(), predicted.tolist(), probabilities.tolist()):
-            writer.writerow([row_ids[i], self._label_text(label, names), *(f"{p:.6f}" for p in probs),
-                             *(values[i] for values in kept.values())])
         self.written = Path(self.output_file) if self.output_file else run_dir(trainer) / "predictions.csv"
-        atomic_write_text(self.written, buffer.getvalue())
+        write_predictions_csv(self.written, getattr(datamodule, "id_column", None) or "row", datamodule.row_ids("predict"),
+                              pl_module.label_names, index, predicted, probabilities, kept=self.kept)
         print(f"wrote {len(index)} predictions to {self.written}")
-
-    @staticmethod
-    def _label_text(label, names) -> str:
-        if isinstance(label, list):  # multi-label: the names of every predicted label
-            return ";".join(name for name, on in zip(names, label) if on)
-        return names[label]
-
-    @staticmethod
-    def _gather(trainer: pl.Trainer, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """All ranks' tensors on every rank (ranks may hold different numbers of abstracts)."""
-        tensors = tuple(t.cpu() for t in tensors)
-        if trainer.world_size == 1 or not torch.distributed.is_initialized():
-            return tensors
-        gathered: list = [None] * trainer.world_size
-        torch.distributed.all_gather_object(gathered, tensors)
-        return tuple(torch.cat([g[i] for g in gathered]) for i in range(len(tensors)))

@@ -1,5 +1,6 @@
-"""Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG, and
-the reliability diagram (calibration) as PNG."""
+"""Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG, the
+reliability diagram (calibration) as PNG, and the per-abstract predictions CSV (``predict``'s, and
+``test``'s with the true labels)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Sequence
 import torch
 
 from medtext.atomic_files import atomic_open, atomic_write_text
+from medtext.metrics import metric_label
 
 
 def write_metrics_json(path: Path, metrics: dict[str, float]) -> None:
@@ -23,6 +25,32 @@ def write_rows_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def label_text(label, names: Sequence[str]) -> str:
+    """A class id as its name; a multi-label 0/1 row as the names of its labels joined by ``;``."""
+    if isinstance(label, list):
+        return ";".join(name for name, on in zip(names, label) if on)
+    return names[label]
+
+
+def write_predictions_csv(path: Path, id_header: str, row_ids: Sequence, names: Sequence[str], index: torch.Tensor,
+                          predicted: torch.Tensor, probabilities: torch.Tensor, true: torch.Tensor | None = None,
+                          kept: dict[str, list[str]] | None = None) -> None:
+    """One row per abstract (``index``: its row in the file): its id (``row_ids[index]`` under ``id_header``),
+    ``true_label`` (with ``true``), ``label``, ``prob_<class>`` per class, then the ``kept`` input columns."""
+    header = [id_header, *(["true_label"] if true is not None else []), "label",
+              *(f"prob_{metric_label(name)}" for name in names)]
+    kept = {column: values for column, values in (kept or {}).items() if column != id_header}
+    header += [f"input_{column}" if column in header else column for column in kept]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    truth = true.tolist() if true is not None else [None] * len(index)
+    for i, label, probs, gold in zip(index.tolist(), predicted.tolist(), probabilities.tolist(), truth):
+        writer.writerow([row_ids[i], *([label_text(gold, names)] if true is not None else []), label_text(label, names),
+                         *(f"{p:.6f}" for p in probs), *(values[i] for values in kept.values())])
     atomic_write_text(path, buffer.getvalue())
 
 

@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
-from jsonargparse import Namespace
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from data_modules import AbstractsDataModule
 from data_modules.data_check import check_data
 
 from .atomic_files import atomic_write_text
-from .classifier import TextClassifier
-from .cli import MedtextCLI
+from .cli import DataOnlyCLI
 
 REPORT_FILES = ("data_report.json", "data_report.md")
 
@@ -145,7 +141,7 @@ def print_check(datamodule) -> dict:
     return report
 
 
-class CheckCLI(MedtextCLI):
+class CheckCLI(DataOnlyCLI):
     """The ``fit`` parser (configs compose as for ``fit``); only the data module is built."""
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -153,25 +149,10 @@ class CheckCLI(MedtextCLI):
         parser.add_argument("--report_dir", type=str | None, default=None,
                             help="also write data_report.json and data_report.md into this folder")
 
-    def before_instantiate_classes(self) -> None:
-        """Nothing: no trainer, no run folder."""
-
-    def instantiate_classes(self) -> None:
-        from jsonargparse import ArgumentParser
-
-        parser = ArgumentParser()
-        parser.add_subclass_arguments(AbstractsDataModule, "data")
-        self.datamodule = parser.instantiate_classes(Namespace(data=self.config.data)).data
-        self.model = self.trainer = None
-
 
 def main(args: list[str] | None = None) -> None:
     """``medtext check --config FILE [--report_dir DIR] [--data.* ...]``: the data check of a task config."""
-    with warnings.catch_warnings():  # `medtext check ARGS` passes ARGS, which differ from sys.argv[1:]
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        cli = CheckCLI(TextClassifier, AbstractsDataModule, parser_kwargs={"prog": "medtext check", "description": __doc__.split("\n\n")[0]},
-                       args=args, run=False, subclass_mode_model=True, subclass_mode_data=True,
-                       auto_configure_optimizers=False)
+    cli = CheckCLI.parse(args, "check", __doc__.split("\n\n")[0])
     report = print_check(cli.datamodule)
     if cli.config.get("report_dir"):
         print(f"data report written to {write_report(report, cli.config.report_dir)}")

@@ -24,7 +24,7 @@ from .calibration import (CalibrationMetrics, CalibrationMode, TemperatureScalin
                           report_test_calibration)
 from .encoders import cls_states, load_encoder, register_label_descriptions
 from .heads import HeadFactory, MLPHead
-from .metrics import flatten
+from .metrics import log_epoch_results
 from .optim import adamw_with_linear_warmup, encoder_groups, parameter_groups, split_attention
 from .tasks import MultiLabelTask, SingleLabelTask
 from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
@@ -164,7 +164,7 @@ class TextClassifier(pl.LightningModule):
         return torch.full_like(self.thresholds, self.hparams.threshold) if stage == "val" and fitting \
             else self.thresholds
 
-    def _evaluation_step(self, batch: dict, stage: str, metrics) -> None:
+    def _evaluation_step(self, batch: dict, stage: str, metrics) -> dict[str, torch.Tensor]:
         raw, labels = self(batch["input_ids"], batch["attention_mask"]), batch["labels"]
         fitting = stage == "val" and self.trainer.state.fn == "fit"
         logits = raw if stage == "val" else self.calibrator(raw)  # validate reproduces fit's validation
@@ -177,22 +177,16 @@ class TextClassifier(pl.LightningModule):
             self.test_calibration.update(self.task.probabilities(raw), probabilities, labels)
         if self.task.multi_label:  # decided at the thresholds of the calibrated probabilities, applied or not
             decided = probabilities if fitting else self.task.probabilities(self.calibrator(raw, enabled=True))
-            metrics.update(self.task.predictions(decided, self._decision_thresholds(stage)), labels.long())
+            predicted = self.task.predictions(decided, self._decision_thresholds(stage))
+            metrics.update(predicted, labels.long())
         else:
+            predicted = probabilities.argmax(-1)
             metrics.update(probabilities, labels)
+        return {"index": batch["index"], "probabilities": probabilities.detach(), "predictions": predicted,
+                "labels": labels}
 
     def _evaluation_epoch_end(self, stage: str, metrics) -> None:
-        results = {name: value.detach().cpu() for name, value in metrics.compute().items()}
-        metrics.reset()
-        self._results[stage] = results
-        flat = flatten(results, self.label_names, stage)
-        headline = f"{stage}/{self.task.monitor}"
-        # the values are already global (torchmetrics syncs); sync_dist only silences Lightning's warning
-        self.log(headline, flat.pop(headline), prog_bar=True, sync_dist=True)
-        self.log_dict(flat, sync_dist=True)
-        loss = getattr(self, f"{stage}_loss")
-        self.log(f"{stage}/loss", loss.compute(), sync_dist=True)
-        loss.reset()
+        self._results[stage] = log_epoch_results(self, stage, metrics, getattr(self, f"{stage}_loss"))
 
     def evaluation_results(self, stage: str) -> Optional[dict[str, torch.Tensor]]:
         """The metrics of the last ``val`` or ``test`` epoch (global under DDP), for reports:
@@ -208,8 +202,9 @@ class TextClassifier(pl.LightningModule):
         self._evaluation_epoch_end("val", self.val_metrics)
         fit_on_validation(self)  # multi-label thresholds, temperatures: medtext/calibration.py
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test", self.test_metrics)
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Per abstract: ``index``, ``probabilities``, ``predictions`` and ``labels``, for ``test_predictions.csv``."""
+        return self._evaluation_step(batch, "test", self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
         self._evaluation_epoch_end("test", self.test_metrics)

@@ -11,9 +11,11 @@ model to the data module's tokenizer, and the class names from the data module t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -149,6 +151,38 @@ class MedtextCLI(LightningCLI):
         checkpoint = self.trainer.checkpoint_callback  # the first ModelCheckpoint: the best by its metric
         ckpt_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
+
+
+@contextlib.contextmanager
+def own_arguments():
+    """Around a LightningCLI built by a command with ARGS (``medtext check ARGS``): Lightning warns that they
+    differ from ``sys.argv[1:]``, which holds the command's name too."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        yield
+
+
+class DataOnlyCLI(MedtextCLI):
+    """The ``fit`` parser (task configs compose as for ``fit``) for commands that build only the data
+    module (``check``, ``baseline``): no model, no trainer, no run folder at parse time."""
+
+    def before_instantiate_classes(self) -> None:
+        """Nothing: no trainer, no run folder."""
+
+    def instantiate_classes(self) -> None:
+        from jsonargparse import ArgumentParser, Namespace
+
+        parser = ArgumentParser()
+        parser.add_subclass_arguments(AbstractsDataModule, "data")
+        self.datamodule = parser.instantiate_classes(Namespace(data=self.config.data)).data
+        self.model = self.trainer = None
+
+    @classmethod
+    def parse(cls, args: Optional[list[str]], command: str, description: str) -> "DataOnlyCLI":
+        with own_arguments():
+            return cls(TextClassifier, AbstractsDataModule, args=args, run=False, subclass_mode_model=True,
+                       subclass_mode_data=True, auto_configure_optimizers=False,
+                       parser_kwargs={"prog": f"medtext {command}", "description": description})
 
 
 def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:

@@ -3,7 +3,7 @@
 Lightning's four commands run through :class:`medtext.cli.MedtextCLI`. Every other command is a
 module with one typed entry function whose signature is its schema (``--help``, ``--config
 FILE``, ``--print_config`` from jsonargparse), added to :data:`COMMANDS` as ``"module:function"``;
-an entry function marked ``parses_own_arguments`` (``pretrain``, ``check``, ``explain``: a parser of its own) gets
+an entry function marked ``parses_own_arguments`` (a parser of its own) gets
 the command's arguments as they are.
 
     python -m medtext --help
@@ -35,6 +35,10 @@ COMMANDS = {  # command: ("module:function", what it does)
                  "continue an encoder's masked-language-model training on abstracts (a folder for fit)"),
     "explain": ("medtext.explain:main",
                 "an HTML page of a checkpoint's predictions with each word weighted (attention or gradients)"),
+    "baseline": ("medtext.baseline:main",
+                 "a baseline (tfidf, embedding_probe, zero_shot_similarity, zero_shot_entailment) reported like test"),
+    "compare": ("medtext.compare:main",
+                "test results of several runs side by side, with bootstrap intervals"),
 }
 
 

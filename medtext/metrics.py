@@ -80,3 +80,19 @@ def per_class_table(results: dict[str, torch.Tensor], label_names: Sequence[str]
                      "support": int(support[i]) if support is not None
                      else int(results["confusion_matrix"][i, 1].sum())})
     return rows
+
+
+def log_epoch_results(module, stage: str, metrics: MetricCollection, loss) -> dict[str, torch.Tensor]:
+    """At an evaluation epoch's end of ``module`` (``label_names``, ``task``): compute and reset ``metrics``
+    and the ``loss`` mean, log them as ``stage/...`` (the task's headline on the progress bar) and return
+    the computed metrics (on the CPU)."""
+    results = {name: value.detach().cpu() for name, value in metrics.compute().items()}
+    metrics.reset()
+    flat = flatten(results, module.label_names, stage)
+    headline = f"{stage}/{module.task.monitor}"
+    # the values are already global (torchmetrics syncs); sync_dist only silences Lightning's warning
+    module.log(headline, flat.pop(headline), prog_bar=True, sync_dist=True)
+    module.log_dict(flat, sync_dist=True)
+    module.log(f"{stage}/loss", loss.compute(), sync_dist=True)
+    loss.reset()
+    return results

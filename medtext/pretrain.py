@@ -14,7 +14,6 @@ precision, ``seed_everything``, ``--ckpt_path`` to resume); the written weights 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -28,6 +27,7 @@ from data_modules.unlabeled import UnlabeledTextDataModule
 
 from .atomic_files import atomic_folder
 from .checkpoint import StreamingCheckpointIO
+from .cli import own_arguments
 from .encoders import attention_dropout_overrides, encoder_load_error, load_tokenizer, resolve_encoder_path
 from .errors import MedtextError
 from .launch_checks import choose_precision
@@ -226,8 +226,7 @@ def build_cli(args: list[str] | None = None) -> PretrainCLI:
 
 def main(args: list[str] | None = None) -> None:
     """``medtext pretrain [--config FILE] [options]``: MLM pretraining, then the Hugging Face folder."""
-    with warnings.catch_warnings():  # `medtext pretrain ARGS` passes ARGS, which differ from sys.argv[1:]
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    with own_arguments():
         cli = build_cli(args)
     cli.pretrain()
 

@@ -99,3 +99,11 @@ def test_multilabel_fit_test_predict(tiny_encoder, tmp_path, head):
                 "test/exact_match": sum(t == p for t, p in zip(truth, predicted)) / len(truth),
                 **{f"test/f1/{n}": value for n, value in f1.items()}}
     assert {key: metrics[key] for key in expected} == pytest.approx(expected, abs=1e-6)
+
+    # test_after_fit's per-abstract file: predict's labels and probabilities, with the true labels
+    tested = list(csv.DictReader(open(log_dir / "test_predictions.csv")))
+    assert [r["row"] for r in tested] == [r["row"] for r in rows]
+    assert [r["label"] for r in tested] == [r["label"] for r in rows]
+    assert [set(filter(None, r["true_label"].split(";"))) for r in tested] == truth
+    assert [[float(r[f"prob_{n}"]) for n in names] for r in tested] == \
+        [pytest.approx([float(r[f"prob_{n}"]) for n in names], abs=1e-5) for r in rows]

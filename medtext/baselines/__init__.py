@@ -1,0 +1,73 @@
+"""Baselines that need no fine-tuning, for ``python -m medtext baseline`` (:mod:`medtext.baseline`).
+
+Each method is a function ``run(data: BaselineData, options: BaselineOptions) -> BaselineResult``
+registered in :data:`METHODS`. It may fit on ``data.train_*``, chooses whatever it chooses
+(regularisation, thresholds, a probability scale) on ``data.val_*`` only, and scores ``data.test_texts``.
+The command turns the result into the same report files as ``medtext test``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+@dataclass
+class BaselineData:
+    """One task's splits as texts and labels (class ids ``(n,)``; multi-label 0/1 ``(n, labels)``)."""
+
+    label_names: list[str]
+    multi_label: bool
+    descriptions: list[str]  # one per label, as the label-attention head reads them
+    train_texts: list[str]
+    train_labels: np.ndarray
+    val_texts: list[str]
+    val_labels: np.ndarray
+    test_texts: list[str]
+    test_labels: np.ndarray
+
+
+@dataclass
+class BaselineOptions:
+    """``--baseline.*``: every method's settings (each reads the ones it needs)."""
+
+    method: str = "tfidf"
+    encoder_name: Optional[str] = None  # embedding methods; default: the config's model.encoder_name
+    max_length: int = 256  # embedding methods: tokens per abstract
+    batch_size: int = 32
+    c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])  # logistic regression C
+    nli_model: Optional[str] = None  # zero_shot_entailment: any AutoModelForSequenceClassification NLI model
+    hypothesis_template: str = "This abstract is about {}."
+    hypothesis_text: str = "name"  # zero_shot_entailment: fill the template with the label's "name" or "description"
+    cache_dir: Optional[str] = None  # embeddings cache; default: medtext's token cache root
+    seed: int = 42
+
+
+@dataclass
+class BaselineResult:
+    """Test-set output: per-abstract probabilities (rows sum to 1 single-label; per label otherwise),
+    the per-label decision thresholds (multi-label), and what validation chose, with its score."""
+
+    probabilities: np.ndarray
+    thresholds: Optional[np.ndarray] = None
+    chosen: dict = field(default_factory=dict)
+
+
+METHODS = {  # method: "module:function" (imported when used: scikit-learn is an optional extra)
+    "tfidf": "medtext.baselines.tfidf:run",
+    "embedding_probe": "medtext.baselines.embeddings:run_probe",
+    "zero_shot_similarity": "medtext.baselines.embeddings:run_similarity",
+    "zero_shot_entailment": "medtext.baselines.entailment:run",
+}
+
+
+def method_function(name: str) -> Callable[[BaselineData, BaselineOptions], BaselineResult]:
+    if name not in METHODS:
+        from medtext.errors import MedtextError
+
+        raise MedtextError(f"unknown baseline method {name!r}; the methods are {', '.join(METHODS)}")
+    module, _, function = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
