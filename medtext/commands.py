@@ -9,6 +9,8 @@ the command's arguments as they are.
     python -m medtext --help
     python -m medtext fit --config configs/demo.yaml
     python -m medtext hf-export runs/demo/version_0/checkpoints/best-epoch=1.ckpt exported/
+    python -m medtext export --ckpt_path runs/demo/version_0/checkpoints/best.ckpt --export.format onnx onnx_model/
+    python -m medtext predict --model_dir onnx_model/ --data.predict_file new.csv  # ONNX Runtime, no checkpoint
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ LIGHTNING_COMMANDS = {
     "predict": "write a checkpoint's predictions for data.predict_file",
 }
 COMMANDS = {  # command: ("module:function", what it does)
+    "export": ("medtext.export:main",
+               "write a checkpoint as an ONNX Runtime folder (--export.format onnx, every head) or a Hugging Face one (hf)"),
     "hf-export": ("medtext.hf_export:export_checkpoint",
                   "write a checkpoint as a Hugging Face AutoModelForSequenceClassification folder"),
     "check": ("medtext.check:main",
@@ -54,9 +58,18 @@ def usage() -> str:
     return "\n".join(["usage: medtext COMMAND [--help] [--config FILE] [options]", "", "commands:", *lines])
 
 
+def exported_model_predict(argv: list[str]) -> bool:
+    """``predict --model_dir DIR``: an ONNX export run with ONNX Runtime, not a checkpoint."""
+    return bool(argv) and argv[0] == "predict" and any(a == "--model_dir" or a.startswith("--model_dir=") for a in argv)
+
+
 def run(argv: list[str]) -> None:
     command = argv[0] if argv else None
-    if command in COMMANDS and getattr(entry_function(command), "parses_own_arguments", False):
+    if exported_model_predict(argv):
+        from .onnx_predict import main as predict_exported
+
+        predict_exported(argv[1:])
+    elif command in COMMANDS and getattr(entry_function(command), "parses_own_arguments", False):
         entry_function(command)(argv[1:])
     elif command in COMMANDS:
         from jsonargparse import auto_cli

@@ -1,0 +1,180 @@
+"""``python -m medtext predict --model_dir DIR --data.predict_file F``: a folder written by ``medtext export
+--export.format onnx`` run with ONNX Runtime, the predictions file as ``predict --ckpt_path`` writes it.
+
+Texts are tokenized as the checkpoint's data module did (``data_modules.token_cache.encode``: ``head``
+or ``head_tail`` truncation, or ``long_text: windows`` with each abstract's logits pooled over its
+windows as ``medtext/windows.py`` does), run in length-sorted batches, then calibrated and decided as
+``predict`` does (``medtext/calibration.py``): single-label ``softmax(logits / T)``, multi-label
+``sigmoid(logits / T_l) >= thresholds``.
+
+    python -m medtext predict --model_dir exported/ --data.predict_file new.csv --predictions.output_file out.csv
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import MedtextError
+
+SETTINGS_FILE = "medtext_export.json"
+MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+INSTALL_HINT = 'pip install "medtext[onnx]" (onnx, onnxscript, onnxruntime)'
+
+
+def onnxruntime():
+    """The ``onnxruntime`` module, or one line naming the install extra."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MedtextError(f"ONNX export and predict need onnxruntime: {INSTALL_HINT}") from None
+    return ort
+
+
+def read_settings(model_dir: str | Path) -> dict:
+    """The export's settings (``medtext_export.json``); one line if ``model_dir`` is not an export."""
+    path = Path(model_dir) / SETTINGS_FILE
+    if not Path(model_dir).is_dir():
+        raise MedtextError(f"{model_dir}: model_dir not found (a folder written by medtext export --export.format onnx)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MedtextError(f"{model_dir}: not an ONNX export (no {SETTINGS_FILE}; write one with "
+                           "medtext export --export.format onnx)") from None
+    except (OSError, ValueError) as err:
+        raise MedtextError(f"{path}: cannot read: {' '.join(str(err).split())}") from None
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    shifted = np.exp(x - x.max(-1, keepdims=True))
+    return (shifted / shifted.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def pool_windows(per_window: np.ndarray, windows: np.ndarray, how: str) -> np.ndarray:
+    """Text ``i``'s logits: the ``mean`` or ``max`` of rows ``windows[i]`` to ``windows[i + 1]`` (at least one)."""
+    if how == "max":
+        return np.maximum.reduceat(per_window, windows[:-1], axis=0)
+    return (np.add.reduceat(per_window, windows[:-1], axis=0) / np.diff(windows)[:, None]).astype(np.float32)
+
+
+class ExportedModel:
+    """An exported folder: its tokenizer, settings and an ONNX Runtime session (``int8``: the quantised graph)."""
+
+    def __init__(self, model_dir: str | Path, int8: bool = False, threads: Optional[int] = None):
+        ort = onnxruntime()
+        self.folder, self.settings = Path(model_dir), read_settings(model_dir)
+        graph = self.folder / MODEL_FILES["int8" if int8 else "fp32"]
+        if not graph.is_file():
+            hint = " (export with --export.quantize int8)" if int8 else ""
+            raise MedtextError(f"{model_dir}: no {graph.name}{hint}")
+        from .encoders import load_tokenizer
+
+        self.tokenizer = load_tokenizer(str(self.folder))
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.settings["label_names"])
+
+    def tokenize(self, texts: Sequence[str]):
+        """Token ids as the checkpoint's data module made them (a ``TokenizedTexts``)."""
+        from data_modules.long_text import Windows
+        from data_modules.token_cache import encode
+
+        data = self.settings["data"]
+        windows = Windows(data["window_stride"], data["max_windows"]) if data["long_text"] == "windows" else None
+        return encode(self.tokenizer, list(texts), data["max_length"], data["truncation"], data["head_tokens"], windows)
+
+    def sequence_logits(self, sequences: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        """Logits (sequences, labels) of token id sequences, run in batches of similar length."""
+        pad = self.tokenizer.pad_token_id or 0
+        lengths = np.array([len(s) for s in sequences])
+        order = np.argsort(lengths, kind="stable")
+        logits = np.zeros((len(sequences), len(self.label_names)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            width = int(lengths[rows].max())
+            ids = np.full((len(rows), width), pad, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                ids[i, :lengths[row]], mask[i, :lengths[row]] = sequences[row], 1
+            logits[rows] = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+        return logits
+
+    def logits(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        """Uncalibrated logits (texts, labels); windowed texts pooled over their windows."""
+        tokens = self.tokenize(texts)
+        if tokens.windows is None:
+            return self.sequence_logits([tokens.sequence(j) for j in range(len(tokens))], batch_size)
+        per_window = self.sequence_logits([tokens.sequence(j) for j in range(len(tokens.offsets) - 1)], batch_size)
+        return pool_windows(per_window, tokens.windows, self.settings["data"]["window_pooling"])
+
+    def decide(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (calibrated unless the checkpoint says ``calibration: none``) and predictions:
+        class ids, or (multi-label) 0/1 per label at the thresholds of the calibrated probabilities."""
+        settings = self.settings
+        scaled = logits / np.asarray(settings["temperature"], dtype=np.float32)
+        applied = settings["calibration"] != "none"
+        if settings["multi_label"]:
+            decided = sigmoid(scaled)
+            predictions = (decided >= np.asarray(settings["thresholds"], dtype=np.float32)).astype(np.int64)
+            return (decided if applied else sigmoid(logits)), predictions
+        decided = softmax(scaled)
+        return (decided if applied else softmax(logits)), decided.argmax(-1)
+
+
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="medtext predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
+    parser.add_argument("--model_dir", type=str, required=True, help="a folder written by medtext export --export.format onnx")
+    parser.add_argument("--data.predict_file", type=str, required=True, help="abstracts to label (CSV, TSV, JSON Lines, Parquet)")
+    parser.add_argument("--data.text_column", type=Optional[str], default=None, help="default: the checkpoint's")
+    parser.add_argument("--data.id_column", type=Optional[str], default=None, help="default: the checkpoint's, else row numbers")
+    parser.add_argument("--data.file_format", type=Optional[str], default=None, help="csv, tsv, jsonl or parquet")
+    parser.add_argument("--data.batch_size", type=int, default=16, help="abstracts (windows) per batch")
+    parser.add_argument("--predictions.output_file", type=str, default="predictions.csv", help="where to write")
+    parser.add_argument("--predictions.keep_columns", type=Optional[str], default=None, help="input columns to copy, a,b")
+    parser.add_argument("--onnx.int8", type=bool, default=False, help="run the int8 graph (export --export.quantize int8)")
+    parser.add_argument("--onnx.threads", type=Optional[int], default=None, help="ONNX Runtime intra-op threads")
+    return parser
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    """``medtext predict --model_dir DIR --data.predict_file F [--predictions.output_file OUT] [--data.batch_size N]``."""
+    from callbacks.report_files import write_predictions_csv
+    from data_modules.readers import read_table, read_texts, require_column
+
+    options = build_parser().parse_args(args)
+    if options.data.batch_size < 1:
+        raise MedtextError(f"data.batch_size must be >= 1, not {options.data.batch_size}")
+    model = ExportedModel(options.model_dir, options.onnx.int8, options.onnx.threads)
+    defaults = model.settings["data"]
+    path, file_format = options.data.predict_file, options.data.file_format or defaults.get("file_format")
+    id_column = options.data.id_column or defaults.get("id_column")
+    frame = read_table(path, file_format)
+    texts = read_texts(frame, path, options.data.text_column or defaults["text_column"])
+    row_ids = require_column(frame, path, id_column, "id").tolist() if id_column else [str(i) for i in range(1, len(frame) + 1)]
+    keep = [c.strip() for c in (options.predictions.keep_columns or "").split(",") if c.strip()]
+    kept = {column: require_column(frame, path, column, "kept").tolist() for column in keep}
+    began = time.perf_counter()
+    probabilities, predictions = model.decide(model.logits(texts, options.data.batch_size))
+    seconds = time.perf_counter() - began
+    write_predictions_csv(Path(options.predictions.output_file), id_column or "row", row_ids, model.label_names,
+                          np.arange(len(texts)), predictions, probabilities, kept=kept)
+    print(f"wrote {len(texts)} predictions to {options.predictions.output_file} ({len(texts) / max(seconds, 1e-9):.1f} abstracts/s)")
+
+
+main.parses_own_arguments = True  # medtext/commands.py: its own jsonargparse parser (--data.* as for predict)
