@@ -70,6 +70,11 @@ def test_ddp_test_metrics_equal_single_process(trained):
         assert metrics["ddp"][key] == pytest.approx(value, abs=1e-6), key
     matrix = list(csv.reader(open(next((folder / "ddp").glob("**/test_confusion_matrix.csv")))))
     assert sum(int(v) for row in matrix[1:] for v in row[1:]) == SYNTHETIC["num_test"]
+    # each test abstract once, in file order, with the labels of the single process (the padded sampler's repeat dropped)
+    rows = {name: list(csv.DictReader(open(next((folder / name).glob("**/test_predictions.csv")))))
+            for name in ("single", "ddp")}
+    assert [r["row"] for r in rows["ddp"]] == [str(i) for i in range(1, SYNTHETIC["num_test"] + 1)]
+    assert [(r["true_label"], r["label"]) for r in rows["ddp"]] == [(r["true_label"], r["label"]) for r in rows["single"]]
     for key in ("test/macro_f1", "test/micro_f1", "test/accuracy"):
         print(f"{key}: single process {metrics['single'][key]} ddp {metrics['ddp'][key]}")
 
