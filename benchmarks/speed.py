@@ -9,8 +9,25 @@ with the BERT sequence-classification head: [CLS] -> dense+tanh -> linear) vs
 ``benchmarks/hf_baseline.py train`` (Trainer, padded to max length as run_classification.py does),
 one epoch each on the same stratified training subsample, A/B then B/A (``--repeats``), each in
 its own process. Inference: ``medtext predict`` on the trained checkpoint vs
-``pipeline("text-classification")`` on the same weights exported with ``medtext hf-export``.
-Prints Markdown tables; writes JSON to ``--out``.
+``pipeline("text-classification")`` on the same weights exported with ``medtext hf-export``, and
+(issue 17) the same checkpoint exported with ``medtext export --export.format onnx --export.quantize
+int8`` run by ``medtext predict --model_dir`` with ONNX Runtime in fp32 and in int8
+(``benchmarks/onnx_timer.py``): four paths, same abstracts, batch size and threads, interleaved
+A/B/C/D then D/C/B/A, one process each. Then the label check on the Medical Abstracts held-out file
+(``benchmarks/speed_onnx.py``; its rows are left out of the training subsample). Prints Markdown
+tables against the targets of issue 17 with the CPU flags; writes JSON to ``--out``.
+
+The full run of issue 17 (not yet timed: issue 6's part took 21 minutes on 2 cores; needs
+``pip install -e ".[bench,onnx]"``):
+
+    python benchmarks/holdout.py ../shared/data/medical_abstracts benchmarks/work/ma_holdout
+    python benchmarks/speed.py --train-abstracts 800 --predict-abstracts 800
+
+Inference only, on the checkpoint of an earlier run in ``--work-dir`` (or ``--ckpt``); a smoke run:
+
+    python benchmarks/speed.py --skip-train --predict-abstracts 800
+    nice -n 19 python benchmarks/speed.py --limit 32 --batch-size 4 --repeats 1 --no-ablation \\
+        --work-dir /tmp/speed_smoke --out /tmp/speed_smoke/speed.json   # --limit: >= 5 training batches
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from flops import bf16_matmul_is_native, matmul_peak, training_flops_per_abstract  # noqa: E402
+from speed_onnx import ONNX_PATHS, export_onnx, holdout_check, limited_copy, onnx_predict_command  # noqa: E402
 from speed_report import ABLATION, print_tables, summarise  # noqa: E402
 from data_modules.sampling import stratified_split  # noqa: E402
 from medtext.encoders import resolve_encoder_path  # noqa: E402
@@ -45,11 +63,17 @@ def prepare_data(args, work: Path) -> dict[str, str]:
     """Validation split as medtext makes it (10%, seed 42); a stratified training subsample."""
     frame = pd.read_csv(args.data_dir / "medical_tc_train_partial.csv")
     train_rows, val_rows = stratified_split(frame[LABEL].to_numpy(), 0.1, seed=42)
+    if args.holdout.is_file():  # the held-out abstracts of the label check are not trained on
+        train_rows = train_rows[~frame[TEXT].iloc[train_rows].isin(set(pd.read_csv(args.holdout)[TEXT])).to_numpy()]
+    if args.limit:  # a smoke run: a stratified few of each
+        few = lambda rows: rows[stratified_split(frame[LABEL].to_numpy()[rows], args.limit / len(rows), seed=0)[1]]  # noqa: E731
+        train_rows, val_rows = (few(rows) if args.limit < len(rows) else rows for rows in (train_rows, val_rows))
     if args.train_abstracts and args.train_abstracts < len(train_rows):
         keep = stratified_split(frame[LABEL].to_numpy()[train_rows], args.train_abstracts / len(train_rows), seed=0)[1]
         train_rows = train_rows[keep]
     rng = np.random.default_rng(0)
-    predict_rows = np.sort(rng.choice(len(frame), min(args.predict_abstracts, len(frame)), replace=False))
+    predict_rows = np.sort(rng.choice(len(frame), min(args.limit or args.predict_abstracts, args.predict_abstracts,
+                                                      len(frame)), replace=False))
     files = {"train": work / "train.csv", "val": work / "val.csv", "predict": work / "predict.csv"}
     for name, rows in zip(files, (train_rows, val_rows, predict_rows)):
         frame.iloc[rows].to_csv(files[name], index=False)
@@ -116,11 +140,18 @@ def train_runs(args, files, config, work, env) -> dict[str, list[dict]]:
     return results
 
 
-def predict_runs(args, files, work, env, checkpoint: str, exported: Path) -> dict[str, list[dict]]:
-    results: dict[str, list[dict]] = {"medtext": [], "pipeline": []}
-    for repeat, system in interleaved(args.repeats, "medtext", "pipeline"):
+def predict_runs(args, files, work, env, checkpoint: str, exported: Path, onnx_dir: Path) -> dict[str, list[dict]]:
+    systems = ["medtext", *ONNX_PATHS, "pipeline"]
+    results: dict[str, list[dict]] = {system: [] for system in systems}
+    for repeat, system in interleaved(args.repeats, *systems):
         out = work / f"predict_{system}_{repeat}.json"
-        if system == "medtext":
+        if system in ONNX_PATHS:
+            predictions = work / f"predictions_{system}_{repeat}.csv"
+            command = onnx_predict_command(onnx_dir, files["predict"], predictions, out, ONNX_PATHS[system],
+                                           args.threads, args.batch_size)
+            result = run(command, env, out)
+            result["labels"] = pd.read_csv(predictions)["label"].tolist()
+        elif system == "medtext":
             predictions = work / f"predictions_{repeat}.csv"
             command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
                        "--data.init_args.predict_file", files["predict"], "--predictions.output_file", str(predictions),
@@ -148,8 +179,15 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/data/medical_abstracts")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks/work")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
+    parser.add_argument("--holdout", type=Path, default=ROOT / "benchmarks/work/ma_holdout/medical_tc_test.csv",
+                        help="held-out file of the int8 / fp32 label check (benchmarks/holdout.py)")
     parser.add_argument("--train-abstracts", type=int, default=1200, help="stratified training subsample (0: all)")
     parser.add_argument("--predict-abstracts", type=int, default=1000)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="smoke run: at most N training, validation, inference and held-out abstracts")
+    parser.add_argument("--skip-train", action="store_true",
+                        help="inference only, on --ckpt (default: the best checkpoint of an earlier run in --work-dir)")
+    parser.add_argument("--ckpt", type=Path, help="with --skip-train: the checkpoint (BERT-style MLPHead) to predict with")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--precision", default="auto", choices=["auto", "32-true", "bf16-mixed"],
@@ -162,7 +200,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.report:
         saved = json.loads(args.out.read_text())
-        return print_tables(saved["summary"], saved["matmul_peak"])
+        return print_tables(saved["summary"], saved["matmul_peak"], saved["settings"].get("cpu_flags", "not recorded"))
+    from quality import cpu_flags
+
     if args.precision == "auto":
         args.precision = "bf16-mixed" if bf16_matmul_is_native() else "32-true"
     args.model = resolve_encoder_path(ENCODER)
@@ -174,23 +214,35 @@ def main() -> None:
     a, b = training_flops_per_abstract(args.model)
     forward = training_flops_per_abstract(args.model, backward=False)
     files = prepare_data(args, args.work_dir)
-    hidden_size = json.loads((Path(args.model) / "config.json").read_text())["hidden_size"]
-    config = medtext_config(args, files, args.work_dir, hidden_size)
-    train = train_runs(args, files, config, args.work_dir, env)
-    checkpoint = str(next((args.work_dir / "runs/medtext/medtext_r0/checkpoints").glob("best*.ckpt")))
+    train = {}
+    if args.skip_train:
+        checkpoint = str(args.ckpt or next((args.work_dir / "runs/medtext/medtext_r0/checkpoints").glob("best*.ckpt")))
+    else:
+        hidden_size = json.loads((Path(args.model) / "config.json").read_text())["hidden_size"]
+        config = medtext_config(args, files, args.work_dir, hidden_size)
+        train = train_runs(args, files, config, args.work_dir, env)
+        checkpoint = str(next((args.work_dir / "runs/medtext/medtext_r0/checkpoints").glob("best*.ckpt")))
     exported = export_checkpoint(checkpoint, str(args.work_dir / "exported_hf_model"))
-    predict = predict_runs(args, files, args.work_dir, env, checkpoint, exported)
+    onnx_dir = export_onnx(checkpoint, args.work_dir / "exported_onnx_model", env)
+    predict = predict_runs(args, files, args.work_dir, env, checkpoint, exported, onnx_dir)
     peaks = {name: max(value, matmul_peaks()[name]) for name, value in peaks.items()}  # best of before and after
-    summary = summarise(train, predict, a, b, forward, peaks)
-    settings = {k: str(v) for k, v in vars(args).items()} | {"torch": torch.__version__, "flops_a": a, "flops_b": b,
-                                                             "forward_flops_a_b": forward,
-                                                             "train_abstracts_used": len(pd.read_csv(files["train"]))}
+    holdout = None
+    if args.holdout.is_file():
+        holdout_file = limited_copy(args.holdout, args.work_dir, args.limit)
+        holdout = holdout_check(checkpoint, onnx_dir, holdout_file, args.batch_size, args.threads)
+    else:
+        print(f"no held-out file {args.holdout}: make it with python benchmarks/holdout.py; label check skipped")
+    summary = summarise(train, predict, a, b, forward, peaks, holdout, args.precision)
+    settings = {k: str(v) for k, v in vars(args).items()} | {
+        "torch": torch.__version__, "flops_a": a, "flops_b": b, "forward_flops_a_b": forward, "cpu_flags": cpu_flags(),
+        "checkpoint": checkpoint, "train_abstracts_used": 0 if args.skip_train else len(pd.read_csv(files["train"])),
+        "predict_abstracts_used": len(pd.read_csv(files["predict"]))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"settings": settings, "matmul_peak": peaks, "summary": summary,
                                "runs": {"train": train, "predict": predict}}, indent=1) + "\n")
     os.replace(tmp, args.out)
-    print_tables(summary, peaks)
+    print_tables(summary, peaks, settings["cpu_flags"])
 
 
 if __name__ == "__main__":

@@ -32,17 +32,30 @@ class BaselineData:
 
 @dataclass
 class BaselineOptions:
-    """``--baseline.*``: every method's settings (each reads the ones it needs)."""
+    """``--baseline.*``: every method's settings (each reads the ones it needs).
+
+    Args:
+        method: tfidf, embedding_probe, zero_shot_similarity or zero_shot_entailment.
+        encoder_name: the embedding methods' encoder (default: the config's model.encoder_name).
+        max_length: tokens per abstract for the embedding and entailment methods.
+        batch_size: abstracts (entailment: abstract-label pairs) per forward pass.
+        c_grid: logistic regression inverse regularisation strengths tried; validation picks one.
+        nli_model: zero_shot_entailment: a hub id or folder of an NLI AutoModelForSequenceClassification.
+        hypothesis_template: zero_shot_entailment: the hypothesis, {} replaced by the label.
+        hypothesis_text: zero_shot_entailment: fill the template with the label's name or description.
+        cache_dir: the embeddings cache (default: medtext's cache root, embeddings/).
+        seed: seed of the logistic regressions.
+    """
 
     method: str = "tfidf"
-    encoder_name: Optional[str] = None  # embedding methods; default: the config's model.encoder_name
-    max_length: int = 256  # embedding methods: tokens per abstract
+    encoder_name: Optional[str] = None
+    max_length: int = 256
     batch_size: int = 32
-    c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])  # logistic regression C
-    nli_model: Optional[str] = None  # zero_shot_entailment: any AutoModelForSequenceClassification NLI model
+    c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    nli_model: Optional[str] = None
     hypothesis_template: str = "This abstract is about {}."
-    hypothesis_text: str = "name"  # zero_shot_entailment: fill the template with the label's "name" or "description"
-    cache_dir: Optional[str] = None  # embeddings cache; default: medtext's token cache root
+    hypothesis_text: str = "name"
+    cache_dir: Optional[str] = None
     seed: int = 42
 
 
