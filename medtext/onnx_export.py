@@ -72,8 +72,10 @@ def export_graph(model, path: Path, example_length: int = 16) -> Path:
 
 
 def quantize_int8(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantisation (weights int8, activations quantised at run time) of ``source``."""
+    """Dynamic int8 quantisation (weights int8 with one scale per output channel, activations quantised at
+    run time) of ``source``. Per channel, not per tensor: on the Medical Abstracts MiniLM checkpoint it kept
+    99.0% of the fp32 labels (per tensor: 96.2%; BENCHMARKS.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
     return target
