@@ -17,8 +17,8 @@ A/B/C/D then D/C/B/A, one process each. Then the label check on the Medical Abst
 (``benchmarks/speed_onnx.py``; its rows are left out of the training subsample). Prints Markdown
 tables against the targets of issue 17 with the CPU flags; writes JSON to ``--out``.
 
-The full run of issue 17 (not yet timed: issue 6's part took 21 minutes on 2 cores; needs
-``pip install -e ".[bench,onnx]"``):
+The full run of issue 17 (21 minutes on 2 cores; needs ``pip install -e ".[bench,onnx]"``; where the
+time goes inside the model: ``benchmarks/profile_split.py``):
 
     python benchmarks/holdout.py ../shared/data/medical_abstracts benchmarks/work/ma_holdout
     python benchmarks/speed.py --train-abstracts 800 --predict-abstracts 800

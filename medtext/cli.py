@@ -155,8 +155,8 @@ class MedtextCLI(LightningCLI):
 
 @contextlib.contextmanager
 def own_arguments():
-    """Around a LightningCLI built by a command with ARGS (``medtext check ARGS``): Lightning warns that they
-    differ from ``sys.argv[1:]``, which holds the command's name too."""
+    """Around a LightningCLI built with ``args``: Lightning warns whenever both they and ``sys.argv[1:]`` are
+    given, also when they are the same (``python -m medtext fit ...`` passes its arguments on)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         yield
@@ -186,9 +186,10 @@ class DataOnlyCLI(MedtextCLI):
 
 
 def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
-    return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                      auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
-                      save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
-                      trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
-                                                      RNGStateCheckpoint(), SlurmRequeue()],
-                                        "default_root_dir": "runs"}, args=args, run=run)
+    with own_arguments():
+        return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                          auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
+                          save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
+                          trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
+                                                          RNGStateCheckpoint(), SlurmRequeue()],
+                                            "default_root_dir": "runs"}, args=args, run=run)

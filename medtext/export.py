@@ -145,7 +145,9 @@ def export_onnx(ckpt_path: Path, out_dir: Path, quantize: Optional[str] = None, 
     if out.is_file() or (out.is_dir() and any(out.iterdir()) and not overwrite):
         raise MedtextError(f"{out_dir} exists and is not empty (add --export.overwrite true to replace it)")
     with atomic_folder(out, overwrite) as tmp:
-        export_graph(model, tmp / MODEL_FILES["fp32"], min(exported_settings["data"]["max_length"], 64))
+        fusions = export_graph(model, tmp / MODEL_FILES["fp32"], min(exported_settings["data"]["max_length"], 64))
+        print("ONNX Runtime fused kernels: " + (", ".join(f"{name} {count}" for name, count in fusions.items())
+                                                or "none (the graph is kept as exported)"))
         if quantize == "int8":
             quantize_int8(tmp / MODEL_FILES["fp32"], tmp / MODEL_FILES["int8"])
         tokenizer.save_pretrained(tmp)

@@ -43,7 +43,7 @@ def exported(request, tiny_encoder, tmp_path_factory):
             assert main(["export", "--ckpt_path", ckpt_path, "--export.quantize", "int8", str(folder / "onnx")]) == 0
         test_file = fitted.datamodule.split_file("test")
         yield {"ckpt": ckpt_path, "dir": folder / "onnx", "test_file": test_file, "printed": printed.getvalue(),
-               "folder": folder}
+               "folder": folder, "head": request.param}
 
 
 def padded_batch(vocab_size: int, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,3 +135,32 @@ def test_export_refuses_a_non_empty_folder_and_hf_routes_to_hf_export(exported, 
     assert "not empty" in capsys.readouterr().err and (tmp_path / "taken" / "x").is_file()
     assert main(["export", "--ckpt_path", exported["ckpt"], "--export.format", "hf", str(tmp_path / "hf")]) == 2
     assert "Hugging Face equivalent" in capsys.readouterr().err  # these heads have none (hf-export's check)
+
+
+def graph_ops(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_the_graph_uses_onnxruntime_fused_attention(exported):
+    """The encoder's attention runs as ONNX Runtime's fused ``Attention`` kernel (fp32 and int8 graphs),
+    except in the BiLSTM head's TorchScript graph, which is kept as exported."""
+    fused = exported["head"] != "bilstm"
+    for name in ("model.onnx", "model.int8.onnx"):
+        assert ("Attention" in graph_ops(exported["dir"] / name)) == fused, (name, exported["printed"])
+    assert ("ONNX Runtime fused kernels: none" in exported["printed"]) != fused
+
+
+def test_a_fused_graph_with_other_logits_is_not_kept(exported, tmp_path, caplog):
+    from medtext.onnx_export import INPUT_NAMES, example_inputs, fuse_for_onnxruntime
+
+    plain = tmp_path / "model.onnx"
+    plain.write_bytes((exported["dir"] / "model.onnx").read_bytes())
+    inputs = {name: x.numpy() for name, x in zip(INPUT_NAMES, example_inputs(50, 9, batch=3))}
+    session_logits = ExportedModel(exported["dir"]).session.run(["logits"], inputs)[0]
+    assert fuse_for_onnxruntime(plain, inputs, session_logits + 1.0) == {}
+    assert plain.read_bytes() == (exported["dir"] / "model.onnx").read_bytes()
+    assert not list(tmp_path.glob(".fused-*"))
+    assert "kept without ONNX Runtime's fused kernels (" in caplog.text
+    assert "its logits differ from PyTorch's by 1.0e+00" in caplog.text
