@@ -62,9 +62,9 @@ def example_inputs(vocab_size: int, length: int, batch: int = 2) -> tuple[torch.
     return ids, mask
 
 
-def export_graph(model, path: Path, example_length: int = 16, fuse: bool = True) -> dict[str, int]:
-    """Write ``model`` (a ``TextClassifier``) as one self-contained ONNX file at ``path`` (``fuse``: with
-    ONNX Runtime's fused transformer kernels); the fusions applied (``fuse_for_onnxruntime``)."""
+def export_graph(model, path: Path, example_length: int = 16) -> dict[str, int]:
+    """Write ``model`` (a ``TextClassifier``) as one self-contained ONNX file at ``path``, with ONNX Runtime's
+    fused transformer kernels where they apply; the fusions applied (``fuse_for_onnxruntime``)."""
     graph = ExportedClassifier(model).eval()
     inputs = example_inputs(model.encoder.config.vocab_size, max(example_length, 2))
     if isinstance(model.head, BiLSTMCrossAttentionHead):
@@ -78,7 +78,7 @@ def export_graph(model, path: Path, example_length: int = 16, fuse: bool = True)
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, inputs, str(path), input_names=list(INPUT_NAMES), output_names=["logits"],
                           opset_version=OPSET, verbose=False, **options)
-    if fuse and options["dynamo"]:  # the rewriter's patterns are those of torch.export graphs
+    if options["dynamo"]:  # the rewriter's patterns are those of torch.export graphs
         check = example_inputs(model.encoder.config.vocab_size, max(example_length, 2) + 3, batch=3)
         with torch.no_grad():
             expected = graph(*check).numpy()
