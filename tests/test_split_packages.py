@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from medtext import encoders, split_packages
+from medtext.archive_files import check_safetensors
 from medtext.errors import EncoderLoadError
 from medtext.split_packages import (
     MANIFEST,
     MPNET,
     SplitEncoder,
-    check_safetensors,
     find_part,
     materialize,
 )
