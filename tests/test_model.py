@@ -75,3 +75,13 @@ def test_optimizer_groups_use_encoder_and_head_learning_rates(model):
     no_decay = [g for g in optimizer.param_groups if g["weight_decay"] == 0.0]
     assert no_decay and all(p.dim() == 1 for g in no_decay for p in g["params"])
     assert scheduler.get_last_lr()[0] == 0.0  # warm-up starts from zero
+
+
+def test_a_local_encoder_loads_without_a_progress_bar_and_leaves_bars_on(tiny_encoder, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from medtext.encoders import load_encoder
+
+    load_encoder(tiny_encoder)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled(), "hub downloads keep their bars"
