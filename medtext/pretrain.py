@@ -46,9 +46,10 @@ def load_masked_lm(name: str, attention_dropout: float | None = None):
 
     overrides = attention_dropout_overrides(name, attention_dropout)
     try:
-        with no_bar_for_local_weights(resolve_encoder_path(name)):
-            model, info = AutoModelForMaskedLM.from_pretrained(resolve_encoder_path(name), trust_remote_code=False,
-                                                               output_loading_info=True, **overrides)
+        path = resolve_encoder_path(name)
+        with no_bar_for_local_weights(path):
+            model, info = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=False, output_loading_info=True,
+                                                               **overrides)
     except (OSError, ValueError) as err:
         if Path(resolve_encoder_path(name)).is_dir():  # there, but no masked-LM class for its architecture
             raise MedtextError(f"{name}: cannot load as a masked-language model: {' '.join(str(err).split())}") from err
