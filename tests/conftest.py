@@ -46,3 +46,13 @@ def vocabulary(tokenizer) -> list[str]:
     single = [w for w in words if len(tokenizer(w, add_special_tokens=False)["input_ids"]) == 1]
     assert len(single) >= 60
     return single
+
+
+@pytest.fixture(params=[0o022, 0o027], ids=lambda m: f"umask{m:03o}")
+def umask(request):
+    """The process umask set to each value for the test, then restored."""
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)

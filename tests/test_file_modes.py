@@ -12,15 +12,6 @@ from medtext.checkpoint import StreamingCheckpointIO
 from medtext.atomic_files import atomic_open, atomic_write_text, current_umask
 
 
-@pytest.fixture(params=[0o022, 0o027], ids=lambda m: f"umask{m:03o}")
-def umask(request):
-    old = os.umask(request.param)
-    try:
-        yield request.param
-    finally:
-        os.umask(old)
-
-
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
