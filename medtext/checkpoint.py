@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -74,6 +75,18 @@ class CheckpointSettings:
     @property
     def label_descriptions(self) -> Optional[list[str]]:
         return self.hyper_parameters.get("label_descriptions")
+
+    @property
+    def head_class(self) -> type:
+        """The head's class, known before the weights load (``head``'s ``class_path``; default MLPHead)."""
+        from .heads import MLPHead
+
+        head = self.hyper_parameters.get("head")
+        path = head.get("class_path") if isinstance(head, dict) else None
+        if not path:
+            return head if isinstance(head, type) else MLPHead
+        module, _, name = path.rpartition(".")
+        return getattr(importlib.import_module(module or "medtext.heads"), name)
 
     @property
     def label_map(self) -> dict[str, str]:

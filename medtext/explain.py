@@ -127,20 +127,6 @@ def token_weights(model, ids: torch.Tensor, mask: torch.Tensor, special: torch.T
     return weights.masked_fill((special | (mask == 0)).unsqueeze(1), 0.0)
 
 
-def head_class(hyper_parameters: dict) -> type:
-    """The checkpoint's head class, before loading its weights (``head``'s ``class_path``; default MLPHead)."""
-    import importlib
-
-    from .heads import MLPHead
-
-    head = hyper_parameters.get("head")
-    path = head.get("class_path") if isinstance(head, dict) else None
-    if not path:
-        return head if isinstance(head, type) else MLPHead
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module or "medtext.heads"), name)
-
-
 def choose_method(head: type, method: str | None) -> str:
     """``method``, or the head's default: ``attention`` if it has attention weights, else ``gradient_x_input``."""
     has_attention = hasattr(head, "forward_with_attention")
@@ -236,7 +222,7 @@ def main(args: list[str] | None = None) -> None:
                else [str(i) for i in range(1, rows + 1)])
     columns = data.labels.label_columns or [data.label_column]
     truth = data.read_labels(frame, path)[:rows] if all(c in frame.columns for c in columns) else None
-    method = choose_method(head_class(settings.hyper_parameters), options.method)  # refused before loading weights
+    method = choose_method(settings.head_class, options.method)  # refused before loading weights
     model = TextClassifier.load_from_checkpoint(ckpt_path or config.ckpt_path, map_location="cpu", weights_only=True).eval()
     began = time.perf_counter()
     results = explain_texts(model, data.tokenizer, texts[:rows], data.max_length, data.truncation, data.head_tokens,
