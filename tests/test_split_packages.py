@@ -18,13 +18,7 @@ import torch
 from medtext import encoders, split_packages
 from medtext.archive_files import check_safetensors
 from medtext.errors import EncoderLoadError
-from medtext.split_packages import (
-    MANIFEST,
-    MPNET,
-    SplitEncoder,
-    find_part,
-    materialize,
-)
+from medtext.split_packages import MANIFEST, MPNET, SplitEncoder, find_part, materialize
 
 FAKE = SplitEncoder("fake/tiny-encoder", tuple(f"medtext-fake-part-{i:03d}" for i in (1, 2, 3)),
                     archive_folder="tiny-encoder", extra="fake")
