@@ -45,13 +45,13 @@ def load_masked_lm(name: str, attention_dropout: float | None = None):
     from transformers import AutoModelForMaskedLM
 
     overrides = attention_dropout_overrides(name, attention_dropout)
+    path = resolve_encoder_path(name)  # a split encoder missing a part: its own one-line error
     try:
-        path = resolve_encoder_path(name)
         with no_bar_for_local_weights(path):
             model, info = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=False, output_loading_info=True,
                                                                **overrides)
     except (OSError, ValueError) as err:
-        if Path(resolve_encoder_path(name)).is_dir():  # there, but no masked-LM class for its architecture
+        if Path(path).is_dir():  # there, but no masked-LM class for its architecture
             raise MedtextError(f"{name}: cannot load as a masked-language model: {' '.join(str(err).split())}") from err
         raise encoder_load_error(name, "masked-language model", err) from err
     prefix = model.base_model_prefix + "."
