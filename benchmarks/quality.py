@@ -24,7 +24,6 @@ thresholds), scored on the same test abstracts. ``--name`` keeps rows of one con
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medtext import TextClassifier  # noqa: E402
-from medtext.checkpoint import read_checkpoint  # noqa: E402
+from medtext.checkpoint import import_class, read_checkpoint  # noqa: E402
 from medtext.ensemble import attach_ensemble, check_members  # noqa: E402
 
 
@@ -88,8 +87,7 @@ def predict_test(run_dir: Path, test_file: Path, precision: str, members: tuple[
     model = TextClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
     attach_ensemble(model, members, check_members(members, read_checkpoint(checkpoint)))
     data = read_checkpoint(checkpoint).data
-    module, _, cls = data["class_path"].rpartition(".")
-    datamodule = getattr(importlib.import_module(module), cls)(
+    datamodule = import_class(data["class_path"])(
         **{**data["init_args"], "test_file": str(test_file), "tokenizer_name": model.hparams.encoder_name})
     datamodule.prepare_data()
     datamodule.setup("test")

@@ -39,6 +39,22 @@ LINK_TARGETS = {"model": ("label_names", "multi_label", "label_descriptions"), "
 LEGACY_DATA_KEY = "medtext_data"  # checkpoints written before the data settings came from Lightning's key
 
 
+def import_class(class_path: str, default_module: str = "") -> type:
+    """The class a config's or checkpoint's ``class_path`` names (a bare name: from ``default_module``).
+
+    >>> import_class("Linear", default_module="torch.nn")
+    <class 'torch.nn.modules.linear.Linear'>
+    """
+    module, _, name = str(class_path).rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module or default_module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise MedtextError(f"class_path {class_path!r} does not import: {error}") from None
+    if not isinstance(found, type):
+        raise MedtextError(f"class_path {class_path!r} names {type(found).__name__}, not a class")
+    return found
+
+
 def class_config(hparams: Optional[dict], section: str) -> Optional[dict]:
     """``{"class_path", "init_args"}`` of hyperparameters saved by a class the CLI instantiated
     (``_class_path`` plus init args), without the CLI's link targets; ``None`` if not known."""
@@ -85,8 +101,7 @@ class CheckpointSettings:
         path = head.get("class_path") if isinstance(head, dict) else None
         if not path:
             return head if isinstance(head, type) else MLPHead
-        module, _, name = path.rpartition(".")
-        return getattr(importlib.import_module(module or "medtext.heads"), name)
+        return import_class(path, default_module="medtext.heads")
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from .atomic_files import atomic_folder, atomic_write_text
-from .checkpoint import CheckpointSettings, read_checkpoint
+from .checkpoint import CheckpointSettings, import_class, read_checkpoint
 from .errors import MedtextError
 from .onnx_predict import INSTALL_HINT, MODEL_FILES, SETTINGS_FILE, ExportedModel, onnxruntime
 
@@ -28,14 +28,11 @@ CARD_METRICS = ("test/accuracy", "test/exact_match", "test/macro_f1", "test/micr
 
 def data_settings(settings: CheckpointSettings, tokenizer) -> dict:
     """How the checkpoint's data module read and tokenized texts: its init args over its class's defaults."""
-    from importlib import import_module
-
     from data_modules.long_text import resolve_windows
     from data_modules.token_cache import token_budget
 
     data = settings.data or {"class_path": "data_modules.AbstractsDataModule", "init_args": {}}
-    module, _, name = data["class_path"].rpartition(".")
-    cls = getattr(import_module(module), name)
+    cls = import_class(data["class_path"])
     defaults = {key: p.default for klass in reversed(cls.__mro__) if "__init__" in vars(klass)
                 for key, p in inspect.signature(klass.__init__).parameters.items() if p.default is not p.empty}
     args = {**defaults, **(data.get("init_args") or {})}

@@ -14,7 +14,6 @@ Under a sweep, W&B ignores the id: the agent decides which run a process belongs
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -25,7 +24,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from pytorch_lightning.loggers.logger import DummyLogger
 from pytorch_lightning.utilities import rank_zero_info
 
-from .checkpoint import RUN_ID_KEY, read_checkpoint
+from .checkpoint import RUN_ID_KEY, import_class, read_checkpoint
 from .errors import MedtextError
 
 
@@ -105,12 +104,10 @@ def stored_run_id(ckpt_path: str) -> Optional[str]:
 def _is_wandb_logger(class_path: Any) -> bool:
     if not isinstance(class_path, str) or "." not in class_path:
         return False
-    module, _, name = class_path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+        return issubclass(import_class(class_path), WandbLogger)
+    except MedtextError:
         return False
-    return isinstance(cls, type) and issubclass(cls, WandbLogger)
 
 
 def resume_wandb_run(config: Any) -> Optional[str]:

@@ -48,3 +48,15 @@ def test_loaded_tensors_never_write_back_to_the_file(tmp_path):
 def test_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         StreamingCheckpointIO().load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_import_class_names_the_class_path_that_does_not_import():
+    from medtext.checkpoint import import_class
+    from medtext.errors import MedtextError
+
+    assert import_class("MLPHead", default_module="medtext.heads").__name__ == "MLPHead"
+    assert import_class("torch.nn.Linear") is torch.nn.Linear
+    for bad, says in [("nope.Head", "No module named 'nope'"), ("torch.nn.NoSuchHead", "no attribute"),
+                      ("torch.nn.functional.relu", "names function, not a class")]:
+        with pytest.raises(MedtextError, match=f"class_path '{bad}'.*{says}"):
+            import_class(bad)
