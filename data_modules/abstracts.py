@@ -27,7 +27,7 @@ from .dataset import EncodedAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .loaders import AbstractsLoaders
 from .long_text import LongText, Windows, check_long_text, resolve_windows, truncated_to
-from .readers import read_table, read_texts, require_column
+from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .token_cache import Truncation, check_truncation, load_or_encode, token_budget
 
@@ -183,8 +183,7 @@ class AbstractsDataModule(AbstractsLoaders):
         if split == "train":
             warn_conflicting_duplicates(texts, labels, path)
             warn_empty_classes(labels, self.label_map, path)
-        row_ids = (require_column(frame, path, self.id_column, "id").tolist() if self.id_column
-                   else [str(i) for i in range(1, len(frame) + 1)])
+        row_ids = read_row_ids(frame, path, self.id_column)
         content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
         windows = self.windows
         tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.max_length,

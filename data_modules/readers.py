@@ -185,6 +185,13 @@ def require_column(frame: pd.DataFrame, path: str | Path, column: str, role: str
     return frame[column]
 
 
+def read_row_ids(frame: pd.DataFrame, path: str | Path, id_column: str | None) -> list:
+    """Each row's id in predictions: its ``id_column`` value, else its 1-based row number (a string)."""
+    if id_column:
+        return require_column(frame, path, id_column, "id").tolist()
+    return [str(row) for row in range(1, len(frame) + 1)]
+
+
 def read_texts(frame: pd.DataFrame, path: str | Path, column: str) -> list[str]:
     """The abstracts of ``column``; an empty or whitespace-only text is an error naming its row."""
     texts = require_column(frame, path, column, "text").tolist()

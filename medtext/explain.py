@@ -192,7 +192,7 @@ def main(args: list[str] | None = None) -> None:
     """``medtext explain --ckpt_path CKPT --data.predict_file F [--explain.* ...]``: an HTML page of word weights."""
     import sys
 
-    from data_modules.readers import read_table, read_texts, require_column
+    from data_modules.readers import read_row_ids, read_table, read_texts
 
     from .atomic_files import atomic_write_text
     from .classifier import TextClassifier
@@ -218,8 +218,7 @@ def main(args: list[str] | None = None) -> None:
     frame = read_table(path, data.file_format)
     texts = read_texts(frame, path, data.text_column)
     rows = len(texts) if options.limit is None else min(options.limit, len(texts))
-    row_ids = (require_column(frame, path, data.id_column, "id").tolist()[:rows] if data.id_column
-               else [str(i) for i in range(1, rows + 1)])
+    row_ids = read_row_ids(frame, path, data.id_column)[:rows]
     columns = data.labels.label_columns or [data.label_column]
     truth = data.read_labels(frame, path)[:rows] if all(c in frame.columns for c in columns) else None
     method = choose_method(settings.head_class, options.method)  # refused before loading weights

@@ -155,7 +155,7 @@ def build_parser():
 def main(args: Optional[list[str]] = None) -> None:
     """``medtext predict --model_dir DIR --data.predict_file F [--predictions.output_file OUT] [--data.batch_size N]``."""
     from callbacks.report_files import write_predictions_csv
-    from data_modules.readers import read_table, read_texts, require_column
+    from data_modules.readers import read_row_ids, read_table, read_texts, require_column
 
     options = build_parser().parse_args(args)
     if options.data.batch_size < 1:
@@ -166,7 +166,7 @@ def main(args: Optional[list[str]] = None) -> None:
     id_column = options.data.id_column or defaults.get("id_column")
     frame = read_table(path, file_format)
     texts = read_texts(frame, path, options.data.text_column or defaults["text_column"])
-    row_ids = require_column(frame, path, id_column, "id").tolist() if id_column else [str(i) for i in range(1, len(frame) + 1)]
+    row_ids = read_row_ids(frame, path, id_column)
     keep = [c.strip() for c in (options.predictions.keep_columns or "").split(",") if c.strip()]
     kept = {column: require_column(frame, path, column, "kept").tolist() for column in keep}
     began = time.perf_counter()

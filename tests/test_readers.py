@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, write
-from data_modules.readers import detect_format, read_table, read_texts, require_column
+from data_modules.readers import detect_format, read_row_ids, read_table, read_texts, require_column
 from medtext.errors import DataError
 
 EXPECTED = pd.DataFrame({"text": ["Fever and cough.", "Chest pain, at rest.", "Headache"],
@@ -190,6 +190,15 @@ def test_require_column_and_read_texts(tmp_path):
     with pytest.raises(DataError, match=r"text column 'text' not found; the columns are \['abstract', 'label'\]"):
         read_texts(frame, path, "text")
     assert read_texts(frame, path, "abstract") == ["Some text"]
+
+
+def test_row_ids_are_the_id_column_else_row_numbers(tmp_path):
+    path = write(tmp_path / "a.csv", "pmid,abstract\nP7,Some text\nP9,More text\n")
+    frame = read_table(path)
+    assert read_row_ids(frame, path, "pmid") == ["P7", "P9"]
+    assert read_row_ids(frame, path, None) == ["1", "2"]
+    with pytest.raises(DataError, match=r"a.csv: id column 'id' not found"):
+        read_row_ids(frame, path, "id")
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "hoc" / "hoc_train.csv").is_file(), reason="shared HoC data absent")
