@@ -1,12 +1,26 @@
-"""Lightning callbacks of medtext: reports, per-epoch metric tables and prediction files."""
+"""Lightning callbacks of medtext: reports, per-epoch metric tables and prediction files.
 
-from .checkpoints import BestCheckpoint, SelectionEarlyStopping
-from .classification_report import ClassificationReport
-from .metric_tables import MetricTables
-from .prediction_writer import PredictionWriter
-from .rng_state import RNGStateCheckpoint
-from .slurm_requeue import SlurmRequeue
-from .weight_averaging import EMAWeights
+Each class is imported on first use (``medtext/lazy_exports.py``): ONNX Runtime's predict writes its
+file with ``callbacks.report_files`` without importing Lightning.
+"""
 
-__all__ = ["BestCheckpoint", "ClassificationReport", "EMAWeights", "MetricTables", "PredictionWriter", "RNGStateCheckpoint",
-           "SelectionEarlyStopping", "SlurmRequeue"]
+from typing import TYPE_CHECKING
+
+from medtext.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .checkpoints import BestCheckpoint, SelectionEarlyStopping
+    from .classification_report import ClassificationReport
+    from .metric_tables import MetricTables
+    from .prediction_writer import PredictionWriter
+    from .rng_state import RNGStateCheckpoint
+    from .slurm_requeue import SlurmRequeue
+    from .weight_averaging import EMAWeights
+
+_EXPORTS = {"BestCheckpoint": ".checkpoints", "SelectionEarlyStopping": ".checkpoints",
+            "ClassificationReport": ".classification_report", "EMAWeights": ".weight_averaging",
+            "MetricTables": ".metric_tables", "PredictionWriter": ".prediction_writer",
+            "RNGStateCheckpoint": ".rng_state", "SlurmRequeue": ".slurm_requeue"}
+__all__ = ["BestCheckpoint", "ClassificationReport", "EMAWeights", "MetricTables", "PredictionWriter",
+           "RNGStateCheckpoint", "SelectionEarlyStopping", "SlurmRequeue"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -6,7 +6,7 @@ which can hang under DDP. Here the handler only raises a flag; after each traini
 agree whether any of them got the signal (one tiny all-reduce), and if so all of them save the
 full training state to ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's own folder, see
 ``medtext.slurm``), rank zero runs ``scontrol requeue``, and every rank stops at once by raising
-:class:`medtext.slurm.Requeued` (no validation or test in the little time left; the CLI exits 0).
+:class:`medtext.errors.Requeued` (no validation or test in the little time left; the CLI exits 0).
 The requeued job runs the same command and resumes from that file.
 
 The CLI adds this callback under SLURM and sets Lightning's ``SLURMEnvironment(auto_requeue=False)``.
@@ -22,7 +22,8 @@ from typing import Optional
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info
 
-from medtext.slurm import Requeued, next_hpc_checkpoint, requeue, slurm_job_key
+from medtext.errors import Requeued
+from medtext.slurm import next_hpc_checkpoint, requeue, slurm_job_key
 
 
 class SlurmRequeue(pl.Callback):

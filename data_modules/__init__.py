@@ -1,10 +1,23 @@
-"""LightningDataModules for abstract classification, chosen in YAML by ``class_path``."""
+"""LightningDataModules for abstract classification, chosen in YAML by ``class_path``.
 
-from .abstracts import AbstractsDataModule
-from .hoc import HoCDataModule
-from .medical_abstracts import MedicalAbstractsDataModule
-from .synthetic import SyntheticAbstractsDataModule
-from .unlabeled import UnlabeledTextDataModule
+Each class is imported on first use (``medtext/lazy_exports.py``): reading files and tokenizing
+(``data_modules.readers``, ``data_modules.token_cache``) does not import Lightning.
+"""
 
-__all__ = ["AbstractsDataModule", "HoCDataModule", "MedicalAbstractsDataModule", "SyntheticAbstractsDataModule",
-           "UnlabeledTextDataModule"]
+from typing import TYPE_CHECKING
+
+from medtext.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .abstracts import AbstractsDataModule
+    from .hoc import HoCDataModule
+    from .medical_abstracts import MedicalAbstractsDataModule
+    from .synthetic import SyntheticAbstractsDataModule
+    from .unlabeled import UnlabeledTextDataModule
+
+_EXPORTS = {"AbstractsDataModule": ".abstracts", "HoCDataModule": ".hoc",
+            "MedicalAbstractsDataModule": ".medical_abstracts", "SyntheticAbstractsDataModule": ".synthetic",
+            "UnlabeledTextDataModule": ".unlabeled"}
+__all__ = ["AbstractsDataModule", "HoCDataModule", "MedicalAbstractsDataModule",
+           "SyntheticAbstractsDataModule", "UnlabeledTextDataModule"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

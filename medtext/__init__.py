@@ -1,7 +1,13 @@
 """medtext: fine-tune pretrained biomedical encoders to classify medical abstracts."""
 
-from .classifier import TextClassifier
+from typing import TYPE_CHECKING
+
 from .errors import DataError, EncoderLoadError, MedtextError
+from .lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .classifier import TextClassifier
 
 __all__ = ["TextClassifier", "DataError", "EncoderLoadError", "MedtextError"]
 __version__ = "0.1.0"
+__getattr__, __dir__ = lazy_exports(__name__, {"TextClassifier": ".classifier"}, globals())

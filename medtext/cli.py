@@ -25,12 +25,15 @@ from pytorch_lightning.plugins.environments import ClusterEnvironment, SLURMEnvi
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
+import callbacks
+import data_modules
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
 from .checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, StreamingCheckpointIO, checkpoint_defaults,
                          read_checkpoint)
 from .launch_checks import choose_precision, slurm_launch_problem
+from .lazy_exports import import_exports
 from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback
 from .ensemble import add_ensemble_argument, attach_ensemble, check_members
@@ -38,6 +41,8 @@ from .errors import DataError
 from .resume import keep_csv_rows, resolve_last
 from .slurm import prepare_slurm_fit
 from .wandb_runs import WandbRunId, resume_wandb_run
+
+import_exports(callbacks, data_modules)  # short class names (``--data HoCDataModule``) resolve among imported classes
 
 
 class MedtextCLI(LightningCLI):

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Callable, Optional
 
-from .errors import MedtextError
+from .errors import MedtextError, Requeued
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (add --test_after_fit true to test the best checkpoint)",
@@ -91,8 +91,6 @@ def run(argv: list[str]) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run a command; a user error (bad input, bad option value) is one line on stderr, exit 2."""
-    from .slurm import Requeued
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         run(list(sys.argv[1:] if argv is None else argv))

@@ -1,4 +1,4 @@
-"""Errors that medtext reports to the user as one clear line instead of a traceback."""
+"""Exceptions that end a medtext command with one clear line instead of a traceback."""
 
 
 class MedtextError(Exception):
@@ -11,3 +11,8 @@ class DataError(MedtextError, ValueError):
 
 class EncoderLoadError(MedtextError, OSError):
     """A pretrained encoder or tokenizer could not be found or downloaded."""
+
+
+class Requeued(Exception):
+    """Raised on every rank once a requeue checkpoint is saved and the job requeued: the run stops at
+    once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0."""

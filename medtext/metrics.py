@@ -9,14 +9,12 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
-                                         MulticlassPrecision, MulticlassRecall, MultilabelConfusionMatrix,
-                                         MultilabelExactMatch, MultilabelF1Score, MultilabelPrecision,
-                                         MultilabelRecall)
+
+if TYPE_CHECKING:  # torchmetrics is imported by the builders: ONNX Runtime's predict names columns without it
+    from torchmetrics import MetricCollection
 
 PER_CLASS = ("f1", "precision", "recall")
 NOT_SCALARS = ("confusion_matrix", "reliability")  # matrices (reliability: medtext/calibration.py's bins)
@@ -24,6 +22,10 @@ NOT_SCALARS = ("confusion_matrix", "reliability")  # matrices (reliability: medt
 
 def single_label_metrics(num_labels: int) -> MetricCollection:
     """Accuracy, macro/micro F1, per-class F1/precision/recall and the confusion matrix."""
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
+                                             MulticlassPrecision, MulticlassRecall)
+
     return MetricCollection({
         "accuracy": MulticlassAccuracy(num_labels, average="micro"),
         "macro_f1": MulticlassF1Score(num_labels, average="macro"),
@@ -40,6 +42,10 @@ def multi_label_metrics(num_labels: int) -> MetricCollection:
 
     Update with 0/1 predictions (already thresholded) and 0/1 targets.
     """
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import (MultilabelConfusionMatrix, MultilabelExactMatch, MultilabelF1Score,
+                                             MultilabelPrecision, MultilabelRecall)
+
     return MetricCollection({
         "exact_match": MultilabelExactMatch(num_labels),
         "macro_f1": MultilabelF1Score(num_labels, average="macro"),

@@ -36,11 +36,6 @@ from .resume import VERSIONED_LOGGERS
 HPC_CHECKPOINT = re.compile(r"hpc_ckpt_(\d+)\.ckpt")
 
 
-class Requeued(Exception):
-    """Raised on every rank once a requeue checkpoint is saved and the job requeued: the run stops at
-    once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0."""
-
-
 def slurm_job_key(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """The job's id, the same across requeues; ``None`` outside a SLURM job step (``srun``) or in
     an interactive one (job name ``bash`` or ``interactive``, as Lightning decides)."""

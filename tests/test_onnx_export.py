@@ -86,6 +86,20 @@ def test_predict_model_dir_writes_the_same_file_as_predict_ckpt_path(exported, t
                                np.array([r[2:] for r in torch_rows[1:]], float), atol=2e-6)
 
 
+def test_predict_model_dir_imports_neither_lightning_nor_torchmetrics(exported, tmp_path):
+    """A served export starts without Lightning's import (seconds): checked in a fresh interpreter."""
+    import subprocess
+
+    script = ("import sys\nfrom medtext.commands import main\nassert main(sys.argv[1:]) == 0\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'pytorch_lightning', 'lightning', 'torchmetrics'}))")
+    done = subprocess.run([sys.executable, "-c", script, "predict", "--model_dir", str(exported["dir"]),
+                           "--data.predict_file", exported["test_file"], "--predictions.output_file", str(tmp_path / "p.csv")],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == DATA["num_test"] + 1
+
+
 def test_head_tail_truncation_is_reproduced(exported, tokenizer):
     from data_modules.readers import read_table, read_texts
     from data_modules.token_cache import encode
