@@ -29,6 +29,7 @@ from .loaders import AbstractsLoaders
 from .long_text import LongText, Windows, check_long_text, resolve_windows, truncated_to
 from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
+from .soft_targets import check_weight, distillation_targets
 from .token_cache import Truncation, check_truncation, load_or_encode, token_budget
 
 STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
@@ -59,13 +60,11 @@ class AbstractsDataModule(AbstractsLoaders):
         max_length: abstracts are truncated to this many tokens (``windows``: each window's length).
         truncation: which tokens of a longer abstract are kept: ``head`` (its start) or ``head_tail``
             (its first ``head_tokens`` and its end; Sun et al., 2019). Shorter abstracts are kept whole.
-        head_tokens: with ``head_tail``, tokens kept from the start (capped to ``max_length`` minus the
-            special tokens); the rest of the budget comes from the end.
+        head_tokens: with ``head_tail``, tokens kept from the start; the rest of the budget from the end.
         long_text: ``truncate`` (default: ``truncation``) or ``windows``: a longer abstract is cut
             into overlapping windows of ``max_length`` tokens, each ``[CLS] ... [SEP]``; the model
             pools its windows' logits (``model.window_pooling``). Batches are then 3-D.
-        window_stride: with ``windows``, content tokens shared by consecutive windows, >= 0 and below
-            ``max_length`` minus the special tokens (default: a quarter of that).
+        window_stride: with ``windows``, content tokens consecutive windows share (default: a quarter of one).
         max_windows: with ``windows``, windows kept per abstract (its further tokens are dropped).
         batch_size: training batch size.
         eval_batch_size: batch size of validation, test and predict (default: ``batch_size``).
@@ -75,6 +74,8 @@ class AbstractsDataModule(AbstractsLoaders):
         cache_dir: token cache folder (default: ``$MEDTEXT_CACHE_DIR`` or ``~/.cache/medtext``).
         drop_leaked: ``fit`` removes from train the abstracts whose text (exact or normalised) is also
             a validation or test abstract, and says how many (``python -m medtext check`` lists them).
+        soft_targets_file: a teacher's ``predict`` file of the training file, to distil (``soft_targets.py``).
+        soft_targets_weight: the teacher's probabilities' share of each training target (the label's: 1 minus it).
     """
 
     def __init__(self, train_file: Optional[str] = None, val_file: Optional[str] = None,
@@ -89,7 +90,8 @@ class AbstractsDataModule(AbstractsLoaders):
                  window_stride: Optional[int] = None, max_windows: int = 8, batch_size: int = 16,
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
-                 cache_dir: Optional[str] = None, drop_leaked: bool = False):
+                 cache_dir: Optional[str] = None, drop_leaked: bool = False,
+                 soft_targets_file: Optional[str] = None, soft_targets_weight: float = 0.5):
         super().__init__()
         self.save_hyperparameters()  # with a recipe's (subclass's) own arguments
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
@@ -105,6 +107,7 @@ class AbstractsDataModule(AbstractsLoaders):
         self.long_text, self.window_stride, self.max_windows = long_text, window_stride, max_windows
         self.set_loading(batch_size, eval_batch_size, bucket_by_length, pad_to_multiple_of, num_workers, cache_dir)
         self.drop_leaked = drop_leaked
+        self.soft_targets_file, self.soft_targets_weight = soft_targets_file, check_weight(soft_targets_weight)
         self._tokenizer = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
@@ -245,3 +248,6 @@ class AbstractsDataModule(AbstractsLoaders):
         if stage == "fit" and self.drop_leaked:  # data_check.py: said, never silent
             carved = None if self.split_file("val") else self.datasets["val"].indices
             self.datasets["train"].indices = drop_leaked_rows(self, self.datasets["train"].indices, carved)
+        if stage == "fit" and self.soft_targets_file:  # distillation; validation keeps the true labels
+            self.datasets["train"].labels = distillation_targets(
+                self.soft_targets_file, self.soft_targets_weight, self.load_split("train"), self.label_names, self.multi_label)
