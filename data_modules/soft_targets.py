@@ -3,15 +3,15 @@
 A bigger model (the teacher, e.g. ``configs/medical_abstracts/mpnet_mlp.yaml``) writes its calibrated
 probabilities for every row of the training file with ``predict``; a smaller one (the student) then
 trains on ``(1 - weight) * label + weight * teacher`` (``data.soft_targets_file``,
-``data.soft_targets_weight``). For single-label data the cross-entropy with these targets is the
-classic distillation loss at temperature 1 (Hinton et al., 2015): ``(1 - w) * CE(label) + w * CE(teacher)``
-up to a constant; for multi-label data each label's binary cross-entropy mixes the same way. Validation,
+``data.soft_targets_weight``). The cross-entropy with these targets is ``(1 - w) * CE(label) + w *
+CE(teacher)``: the distillation loss at temperature 1 (Hinton et al., 2015), up to the teacher's entropy;
+for multi-label data each label's binary cross-entropy mixes the same way. Validation,
 test and threshold tuning keep the true labels; the deployed model is the student alone.
 
     python -m medtext predict --ckpt_path teacher.ckpt --data.predict_file train.csv \\
         --predictions.output_file teacher_train.csv
     python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
-        --data.init_args.soft_targets_file teacher_train.csv
+        --data.soft_targets_file teacher_train.csv
 """
 
 from __future__ import annotations
