@@ -1,8 +1,8 @@
 """A package's classes imported on first use (PEP 562), so a light command does not import Lightning.
 
-``python -m medtext predict --model_dir ...`` (ONNX Runtime) and ``check`` read files and tokenize with
-modules of ``medtext``, ``data_modules`` and ``callbacks``; importing a package no longer imports every
-LightningModule, data module and callback in it (several seconds). ``medtext/cli.py`` imports them all,
+``python -m medtext predict --model_dir ...`` (ONNX Runtime) reads files, tokenizes and writes predictions
+with modules of ``medtext``, ``data_modules`` and ``callbacks``; importing a package no longer imports
+every LightningModule, data module and callback in it (several seconds). ``medtext/cli.py`` imports them all,
 so short class names (``--data HoCDataModule``) still resolve among the imported subclasses.
 
     _EXPORTS = {"HoCDataModule": ".hoc"}
