@@ -222,7 +222,7 @@ def main() -> None:
         config = medtext_config(args, files, args.work_dir, hidden_size)
         train = train_runs(args, files, config, args.work_dir, env)
         checkpoint = str(next((args.work_dir / "runs/medtext/medtext_r0/checkpoints").glob("best*.ckpt")))
-    exported = export_checkpoint(checkpoint, str(args.work_dir / "exported_hf_model"))
+    exported = export_checkpoint(checkpoint, str(args.work_dir / "exported_hf_model"), overwrite=True)
     onnx_dir = export_onnx(checkpoint, args.work_dir / "exported_onnx_model", env)
     predict = predict_runs(args, files, args.work_dir, env, checkpoint, exported, onnx_dir)
     peaks = {name: max(value, matmul_peaks()[name]) for name, value in peaks.items()}  # best of before and after

@@ -11,6 +11,7 @@ from medtext.lazy_exports import lazy_exports
 if TYPE_CHECKING:
     from .checkpoints import BestCheckpoint, SelectionEarlyStopping
     from .classification_report import ClassificationReport
+    from .divergence import StopOnDivergence
     from .metric_tables import MetricTables
     from .prediction_writer import PredictionWriter
     from .rng_state import RNGStateCheckpoint
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 _EXPORTS = {"BestCheckpoint": ".checkpoints", "SelectionEarlyStopping": ".checkpoints",
             "ClassificationReport": ".classification_report", "EMAWeights": ".weight_averaging",
             "MetricTables": ".metric_tables", "PredictionWriter": ".prediction_writer",
-            "RNGStateCheckpoint": ".rng_state", "SlurmRequeue": ".slurm_requeue"}
+            "RNGStateCheckpoint": ".rng_state", "SlurmRequeue": ".slurm_requeue", "StopOnDivergence": ".divergence"}
 __all__ = ["BestCheckpoint", "ClassificationReport", "EMAWeights", "MetricTables", "PredictionWriter",
-           "RNGStateCheckpoint", "SelectionEarlyStopping", "SlurmRequeue"]
+           "RNGStateCheckpoint", "SelectionEarlyStopping", "SlurmRequeue", "StopOnDivergence"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -25,11 +25,15 @@ class PredictionWriter(BasePredictionWriter):
     Args:
         output_file: where to write; default ``predictions.csv`` in the run's log directory.
         keep_columns: input columns to copy through, e.g. ``title,journal`` (or a list).
+        escape_formulas: write a cell a spreadsheet would run as a formula (``=...``, ``@...``, ``-x``)
+            with a leading ``'``; ``false`` for programs that read the file.
     """
 
-    def __init__(self, output_file: Optional[str] = None, keep_columns: Optional[Union[str, list[str]]] = None):
+    def __init__(self, output_file: Optional[str] = None, keep_columns: Optional[Union[str, list[str]]] = None,
+                 escape_formulas: bool = True):
         super().__init__(write_interval="epoch")
         self.output_file = output_file
+        self.escape_formulas = escape_formulas
         self.keep_columns = [c.strip() for c in keep_columns.split(",") if c.strip()] \
             if isinstance(keep_columns, str) else list(keep_columns or [])
         self.kept: dict[str, list[str]] = {}
@@ -49,5 +53,6 @@ class PredictionWriter(BasePredictionWriter):
         datamodule = trainer.datamodule
         self.written = Path(self.output_file) if self.output_file else run_dir(trainer) / "predictions.csv"
         write_predictions_csv(self.written, getattr(datamodule, "id_column", None) or "row", datamodule.row_ids("predict"),
-                              pl_module.label_names, index, predicted, probabilities, kept=self.kept)
+                              pl_module.label_names, index, predicted, probabilities, kept=self.kept,
+                              escape_formulas=self.escape_formulas)
         print(f"wrote {len(index)} predictions to {self.written}")

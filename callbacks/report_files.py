@@ -1,6 +1,7 @@
 """Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG, the
 reliability diagram (calibration) as PNG, and the per-abstract predictions CSV (``predict``'s, and
-``test``'s with the true labels)."""
+``test``'s with the true labels). Cells a spreadsheet would run as formulas are written as text
+(``medtext/spreadsheet_cells.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 
 from medtext.atomic_files import atomic_open, atomic_write_text
 from medtext.metrics import metric_label
+from medtext.spreadsheet_cells import safe_row
 
 
 def write_metrics_json(path: Path, metrics: dict[str, float]) -> None:
@@ -22,9 +24,9 @@ def write_metrics_json(path: Path, metrics: dict[str, float]) -> None:
 
 def write_rows_csv(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer)
+    writer.writerow(safe_row(rows[0]))
+    writer.writerows(safe_row(row.values()) for row in rows)
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -37,20 +39,22 @@ def label_text(label, names: Sequence[str]) -> str:
 
 def write_predictions_csv(path: Path, id_header: str, row_ids: Sequence, names: Sequence[str], index: torch.Tensor,
                           predicted: torch.Tensor, probabilities: torch.Tensor, true: torch.Tensor | None = None,
-                          kept: dict[str, list[str]] | None = None) -> None:
+                          kept: dict[str, list[str]] | None = None, escape_formulas: bool = True) -> None:
     """One row per abstract (``index``: its row in the file): its id (``row_ids[index]`` under ``id_header``),
-    ``true_label`` (with ``true``), ``label``, ``prob_<class>`` per class, then the ``kept`` input columns."""
+    ``true_label`` (with ``true``), ``label``, ``prob_<class>`` per class, then the ``kept`` input columns.
+    ``escape_formulas``: cells a spreadsheet would run get a leading ``'``."""
     header = [id_header, *(["true_label"] if true is not None else []), "label",
               *(f"prob_{metric_label(name)}" for name in names)]
     kept = {column: values for column, values in (kept or {}).items() if column != id_header}
     header += [f"input_{column}" if column in header else column for column in kept]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow(safe_row(header, escape_formulas))
     truth = true.tolist() if true is not None else [None] * len(index)
     for i, label, probs, gold in zip(index.tolist(), predicted.tolist(), probabilities.tolist(), truth):
-        writer.writerow([row_ids[i], *([label_text(gold, names)] if true is not None else []), label_text(label, names),
-                         *(f"{p:.6f}" for p in probs), *(values[i] for values in kept.values())])
+        writer.writerow(safe_row([row_ids[i], *([label_text(gold, names)] if true is not None else []),
+                                  label_text(label, names), *(f"{p:.6f}" for p in probs),
+                                  *(values[i] for values in kept.values())], escape_formulas))
     atomic_write_text(path, buffer.getvalue())
 
 

@@ -34,12 +34,9 @@ def _natural_key(value: str):
 
 def infer_label_map(values: Iterable[str]) -> dict[str, str]:
     """Every distinct non-empty value, in natural sort order (``2`` before ``10``), named by itself;
-    ``1`` and ``1.0`` are one class, ``1``."""
-    distinct = sorted({v.strip() for v in values if v.strip()}, key=_natural_key)
-    first = {}
-    for value in distinct:
-        first.setdefault(_integer_form(value), value)
-    return {value: value for value in first.values()}
+    integers written differently are one class: ``1``, ``01`` and ``1.0`` are ``1``."""
+    distinct = {_integer_form(v.strip()) for v in values if v.strip()}
+    return {value: value for value in sorted(distinct, key=lambda v: (_natural_key(v), v))}
 
 
 def encode_multi_hot_columns(frame, columns: Sequence[str], path: str | Path) -> np.ndarray:
@@ -81,9 +78,11 @@ def check_label_names(names: Sequence[str], source: str) -> None:
 
 
 def _integer_form(value: str) -> str:
-    """``"1.0"`` and ``"1."`` -> ``"1"`` (as a float column writes integers); else unchanged."""
-    match = re.fullmatch(r"(-?\d+)\.0*", value)
-    return match.group(1) if match else value
+    """``"1.0"``, ``"1."`` (as a float column writes integers) and ``"01"`` -> ``"1"``; else unchanged."""
+    match = re.fullmatch(r"(-?)0*(\d+)(?:\.0*)?", value)
+    if not match:
+        return value
+    return "0" if match.group(2) == "0" else match.group(1) + match.group(2)
 
 
 def label_lookup(label_map: dict[str, str]) -> dict[str, set[int]]:

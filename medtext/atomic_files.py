@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator, Optional
 
 
 def current_umask(status_file: str = "/proc/self/status") -> int:
@@ -58,9 +59,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) and not err.filename:
+            raise OSError(err.errno, err.strerror, str(path)) from err  # a full disk: say which output
         raise
 
 
@@ -70,19 +73,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, replaceable: Optional[Callable[[Path], None]] = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``path`` to fill; on success it becomes ``path``.
 
-    A non-empty ``path`` is refused unless ``overwrite`` (then the old folder is moved aside, replaced,
-    and deleted; if the rename fails it is put back). Folders and files get the permissions ``mkdir``
-    and ``open()`` would give under the user's umask. A failure leaves ``path`` as it was.
+    A non-empty ``path`` is refused (``FileExistsError``) unless ``replaceable`` accepts it: that is
+    called on it before the yield, and again once it is moved aside, just before the new folder is
+    renamed in (to refuse it raises, and the old folder is put back). The old folder is deleted only
+    after the rename. The current directory and its parents are never replaced. Folders and files get
+    the permissions ``mkdir`` and ``open()`` would give under the user's umask. A failure leaves
+    ``path`` as it was. ``medtext/output_folders.py`` adds manifests, so that only medtext's own
+    earlier output is replaced.
 
-    >>> with atomic_folder("/tmp/example_folder", overwrite=True) as tmp:
+    >>> with atomic_folder("/tmp/example_folder", replaceable=lambda old: None) as tmp:
     ...     _ = (tmp / "a.txt").write_text("done")
     """
     out = Path(path).expanduser().absolute()
-    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not overwrite):
-        raise FileExistsError(f"{out} exists and is not empty")
+    if out.resolve() == Path.cwd().resolve() or out.resolve() in Path.cwd().resolve().parents:
+        raise FileExistsError(f"{out} is the current directory or holds it")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if replaceable is None:
+            raise FileExistsError(f"{out} exists and is not empty")
+        replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     old = None
@@ -92,13 +105,19 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         for item in [tmp, *tmp.rglob("*")]:
             os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~umask)
         if out.is_dir() and any(out.iterdir()):
+            if replaceable is None:  # filled while ``tmp`` was written
+                raise FileExistsError(f"{out} exists and is not empty")
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
             os.replace(out, old / out.name)
+            replaceable(old / out.name)  # as moved aside: nothing can be added to it any more
         os.replace(tmp, out)  # an empty folder at ``path`` is replaced too
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.replace(old / out.name, out)
+        if old is not None:
+            if not out.exists() and (old / out.name).exists():
+                os.replace(old / out.name, out)
+            with contextlib.suppress(OSError):
+                old.rmdir()  # empty once the old folder is back
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -37,6 +37,8 @@ from torchmetrics.classification import (
     MulticlassCalibrationError,
 )
 
+from .divergence import check_outputs
+
 CalibrationMode = Literal["temperature", "none"]
 N_BINS = 15
 MIN_LOG_T, MAX_LOG_T = math.log(0.05), math.log(20.0)
@@ -134,7 +136,10 @@ def fit_on_validation(module) -> None:
     logits, targets = module.val_logits.compute(), module.val_targets.compute()  # gathered under DDP
     module.val_logits.reset()
     module.val_targets.reset()
-    if trainer.sanity_checking or logits.numel() == 0:
+    if not torch.is_tensor(logits) or logits.numel() == 0:  # no validation batch: CatMetric computes []
+        return
+    check_outputs(module, logits, "val")  # NaN rows are kept (nan_strategy="disable"): refused, never fitted
+    if trainer.sanity_checking:
         return
     thresholds = torch.full_like(module.thresholds, hparams.threshold)
     if task.multi_label and hparams.tune_thresholds:

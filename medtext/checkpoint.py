@@ -19,8 +19,11 @@ never read the optimizer state into RAM). Remote paths (``s3://`` ...) use Light
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -29,13 +32,17 @@ import torch
 from pytorch_lightning import LightningDataModule
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from .errors import MedtextError
 from .atomic_files import atomic_open
+from .class_paths import check_class_paths
+from .errors import MedtextError
 
 RUN_ID_KEY = "medtext_wandb_run_id"
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 # set by the CLI's links (model -> data tokenizer, data -> model labels), so never given as defaults
 LINK_TARGETS = {"model": ("label_names", "multi_label", "label_descriptions"), "data": ("tokenizer_name",)}
+# where this machine keeps files: a later command uses its own setting, never a checkpoint's (which
+# would choose where files are written, on a machine the checkpoint came from)
+MACHINE_LOCAL = {"data": ("cache_dir",)}
 LEGACY_DATA_KEY = "medtext_data"  # checkpoints written before the data settings came from Lightning's key
 
 
@@ -115,11 +122,15 @@ def read_checkpoint(ckpt_path: str | Path) -> CheckpointSettings:
     """The settings of a checkpoint file: one memory-mapped read (not its weights), memoised."""
     path = Path(ckpt_path)
     try:
-        return _read_checkpoint(str(path.resolve()), path.stat().st_mtime_ns)
+        settings = _read_checkpoint(str(path.resolve()), path.stat().st_mtime_ns)
     except MedtextError:
         raise
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is one clear error
         raise MedtextError(f"{ckpt_path}: cannot read checkpoint: {' '.join(str(err).split())}") from None
+    # before anything imports them (the CLI's defaults, load_from_checkpoint, head_class); checked on
+    # every read, not memoised, since what the user trusts is the current command's
+    check_class_paths({"hyper_parameters": settings.hyper_parameters, "data": settings.data}, str(ckpt_path))
+    return settings
 
 
 @functools.lru_cache(maxsize=8)
@@ -149,15 +160,37 @@ def checkpoint_defaults(args: list[str]) -> dict[str, dict]:
         return {}
     settings = read_checkpoint(known.ckpt_path)
     sections = {"model": settings.model, "data": settings.data}
+    for name, keys in MACHINE_LOCAL.items():
+        if sections[name]:
+            init_args = {k: v for k, v in (sections[name].get("init_args") or {}).items() if k not in keys}
+            sections[name] = {**sections[name], "init_args": init_args}
     return {f"{known.subcommand}.{name}": config for name, config in sections.items() if config}
+
+
+def tensor_bytes(value: Any) -> int:
+    """The bytes of every tensor in a nested checkpoint: about what ``torch.save`` writes."""
+    if isinstance(value, torch.Tensor):
+        return value.nelement() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(item) for item in value)
+    return 0
 
 
 class StreamingCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_open(path, "wb") as stream:
-            torch.save(checkpoint, stream)
+        try:
+            with atomic_open(path, "wb") as stream:
+                torch.save(checkpoint, stream)
+        except RuntimeError as err:
+            # torch's zip writer reports a full disk as "unexpected pos ..." (no errno): tell by the free space
+            # left once the partial file is gone
+            if shutil.disk_usage(Path(path).parent).free < tensor_bytes(checkpoint):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+            raise
 
     def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None) -> dict:
         if "://" in str(path):

@@ -22,6 +22,7 @@ from torchmetrics import CatMetric, MeanMetric
 
 from .calibration import (CalibrationMetrics, CalibrationMode, TemperatureScaling, fit_on_validation,
                           report_test_calibration)
+from .divergence import check_checkpoint, check_outputs, check_weights
 from .encoders import cls_states, load_encoder, register_label_descriptions
 from .heads import HeadFactory, MLPHead
 from .metrics import log_epoch_results
@@ -92,7 +93,8 @@ class TextClassifier(pl.LightningModule):
         self.val_metrics, self.test_metrics = self.task.metrics(), self.task.metrics()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()  # exact under DDP: sums and counts
         self.calibrator = TemperatureScaling(num_labels, multi_label, calibration)  # buffer calibrator.temperature
-        self.val_logits, self.val_targets = CatMetric(), CatMetric()  # fit's validation epoch, for fit_on_validation
+        # fit's validation epoch, for fit_on_validation; NaN kept (the default drops it, misaligning rows)
+        self.val_logits, self.val_targets = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
         self.test_calibration = CalibrationMetrics(num_labels, multi_label)
         self._results: dict[str, dict] = {}  # stage -> last epoch's computed metrics
         self.unused_parameters: list[str] = []  # found by setup("fit"); they never train
@@ -167,6 +169,8 @@ class TextClassifier(pl.LightningModule):
     def _evaluation_step(self, batch: dict, stage: str, metrics) -> dict[str, torch.Tensor]:
         raw, labels = self(batch["input_ids"], batch["attention_mask"]), batch["labels"]
         fitting = stage == "val" and self.trainer.state.fn == "fit"
+        if not fitting:  # fit's validation: checked gathered, on every rank alike (fit_on_validation)
+            check_outputs(self, raw, stage)
         logits = raw if stage == "val" else self.calibrator(raw)  # validate reproduces fit's validation
         getattr(self, f"{stage}_loss").update(self.task.loss(logits, labels), weight=len(labels))
         probabilities = self.task.probabilities(logits)
@@ -214,6 +218,7 @@ class TextClassifier(pl.LightningModule):
         """Per abstract: its ``index`` in the data, the class ``probabilities`` and the
         ``predictions`` (class ids; multi-label: 0/1 per label at the checkpoint's thresholds)."""
         logits = self(batch["input_ids"], batch["attention_mask"])
+        check_outputs(self, logits, "predict")  # no NaN probabilities, no class 0 from NaN
         decided = self.task.probabilities(self.calibrator(logits, enabled=True))  # calibration on or off
         return {"index": batch["index"], "probabilities": self.task.probabilities(self.calibrator(logits)),
                 "predictions": self.task.predictions(decided, self.thresholds)}
@@ -227,6 +232,9 @@ class TextClassifier(pl.LightningModule):
                 callback.on_save_checkpoint(self.trainer, self, checkpoint)
                 for key in ("current_model_state", "averaging_state"):  # training state: not weights
                     checkpoint.pop(key, None)
+        check_checkpoint(self, checkpoint)  # non-finite weights never replace a saved checkpoint
+
+    on_validation_start = on_test_start = on_predict_start = check_weights  # diverged weights: refused at once
 
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):

@@ -15,11 +15,13 @@ the command's arguments as they are.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
 from typing import Callable, Optional
 
+from .class_paths import trust_command_line
 from .errors import MedtextError, Requeued
 
 LIGHTNING_COMMANDS = {
@@ -65,6 +67,7 @@ def exported_model_predict(argv: list[str]) -> bool:
 
 def run(argv: list[str]) -> None:
     command = argv[0] if argv else None
+    trust_command_line(argv[1:])  # class paths a checkpoint may name: medtext/class_paths.py
     if exported_model_predict(argv):
         from .onnx_predict import main as predict_exported
 
@@ -107,11 +110,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def user_error(err: BaseException) -> Optional[MedtextError]:
-    """The :class:`MedtextError` behind ``err``, also when a library re-raised it as another type."""
+    """The :class:`MedtextError` behind ``err``, also when a library re-raised it as another type; a
+    full disk (or quota) anywhere in the chain is one too: the user frees space, no traceback helps."""
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, MedtextError):
             return err
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" while writing {err.filename}" if err.filename else ""
+            return MedtextError(f"no space left on the device{where} ({err.strerror or 'disk full'}); "
+                                "free some space and run the command again")
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None

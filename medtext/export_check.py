@@ -51,14 +51,21 @@ def check_sequences(exported, texts: Optional[list[str]], count: int, seed: int 
     if texts:
         tokens = exported.tokenize(texts[:count])
         return [tokens.sequence(j) for j in range(min(count, len(tokens.offsets) - 1))]
+    from data_modules.token_cache import special_prefix
+
     tokenizer, max_length = exported.tokenizer, exported.settings["data"]["max_length"]
     special = set(tokenizer.all_special_ids)
     vocabulary = np.array([i for i in range(len(tokenizer)) if i not in special])
+    # the special tokens the tokenizer's own call puts around a text, placed around the random ids as
+    # the data module places them (BERT: [CLS] before, [SEP] after)
+    marked = tokenizer("a", return_special_tokens_mask=True)
+    specials = [i for i, is_special in zip(marked["input_ids"], marked["special_tokens_mask"]) if is_special]
+    prefix = special_prefix(tokenizer)
+    before, after = specials[:prefix], specials[prefix:]
     rng = np.random.default_rng(seed)
-    budget = max(max_length - tokenizer.num_special_tokens_to_add(), 1)
+    budget = max(max_length - len(specials), 1)
     lengths = np.linspace(max(budget // count, 1), budget, count).astype(int)
-    return [np.asarray(tokenizer.build_inputs_with_special_tokens(rng.choice(vocabulary, n).tolist()))[:max_length]
-            for n in lengths]
+    return [np.asarray(before + rng.choice(vocabulary, n).tolist() + after)[:max_length] for n in lengths]
 
 
 def macro_f1(predictions: np.ndarray, truth: np.ndarray, num_labels: int) -> float:

@@ -3,7 +3,8 @@
 Works when the head is the sequence-classification head of BERT-family models: ``MLPHead`` with
 ``pooling: cls``, ``hidden_dims: [hidden_size]`` and ``activation: tanh`` (the pooler's dense+tanh,
 then dropout and a linear classifier). The exported folder loads in ``transformers`` alone and
-gives the same logits, e.g. for ``pipeline("text-classification", model=folder)``.
+gives the same logits, e.g. for ``pipeline("text-classification", model=folder)``. A non-empty
+folder is refused; ``--overwrite true`` replaces an earlier export there (``medtext/output_folders.py``).
 
     python -m medtext hf-export runs/x/version_0/checkpoints/best.ckpt exported_model/
 """
@@ -19,6 +20,7 @@ from .checkpoint import read_checkpoint
 from .encoders import load_tokenizer
 from .errors import MedtextError
 from .heads.mlp import MLPHead
+from .output_folders import output_folder
 
 
 def _head_layers(head: nn.Module, hidden_size: int) -> tuple[nn.Linear, nn.Linear]:
@@ -56,19 +58,23 @@ def to_sequence_classification(model) -> nn.Module:
     return exported.eval()
 
 
-def export_checkpoint(ckpt_path: Path, out_dir: Path) -> Path:
-    """Write ``out_dir``: the model (safetensors), its config and the tokenizer.
+def export_checkpoint(ckpt_path: Path, out_dir: Path, overwrite: bool = False) -> Path:
+    """Write ``out_dir``, atomically: the model (safetensors), its config and the tokenizer.
 
     Args:
         ckpt_path: a medtext checkpoint whose head is BERT's sequence-classification head.
-        out_dir: the folder to write (created; files in it are replaced).
+        out_dir: the folder to write (created; a non-empty folder is refused unless ``overwrite``).
+        overwrite: replace an earlier export in ``out_dir``: only what its ``.medtext_manifest.json``
+            lists, never the current directory or the checkpoint's folder (``medtext/output_folders.py``).
     """
     from .classifier import TextClassifier
 
     read_checkpoint(ckpt_path)  # a missing or unreadable file: one clear line
-    model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    out = Path(out_dir)
-    to_sequence_classification(model).save_pretrained(out)
-    load_tokenizer(model.hparams.encoder_name).save_pretrained(out)
-    print(f"wrote {out}")
-    return out
+    with output_folder(out_dir, "medtext hf-export", overwrite,
+                       hint=" (hf-export: add --overwrite true to replace an earlier export)",
+                       inputs=[("the input checkpoint", ckpt_path)]) as tmp:
+        model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+        to_sequence_classification(model).save_pretrained(tmp)
+        load_tokenizer(model.hparams.encoder_name).save_pretrained(tmp)
+    print(f"wrote {Path(out_dir)}")
+    return Path(out_dir)

@@ -5,7 +5,8 @@ Texts are tokenized as the checkpoint's data module did (``data_modules.token_ca
 or ``head_tail`` truncation, or ``long_text: windows`` with each abstract's logits pooled over its
 windows as ``medtext/windows.py`` does), run in length-sorted batches, then calibrated and decided as
 ``predict`` does (``medtext/calibration.py``): single-label ``softmax(logits / T)``, multi-label
-``sigmoid(logits / T_l) >= thresholds``.
+``sigmoid(logits / T_l) >= thresholds``. The folder is checked as it loads (``medtext/export_schema.py``):
+its settings and their checksum, and its graph (run on max_length tokens; a symlink out of the folder is refused).
 
     python -m medtext predict --model_dir exported/ --data.predict_file new.csv --predictions.output_file out.csv
 """
@@ -20,9 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import MedtextError
+from .export_schema import MODEL_FILES, SETTINGS_FILE, check_graph, check_graph_file, check_settings, verify_checksum
 
-SETTINGS_FILE = "medtext_export.json"
-MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INSTALL_HINT = 'pip install "medtext[onnx]" (onnx, onnxscript, onnxruntime)'
 
 
@@ -36,17 +36,19 @@ def onnxruntime():
 
 
 def read_settings(model_dir: str | Path) -> dict:
-    """The export's settings (``medtext_export.json``); one line if ``model_dir`` is not an export."""
+    """The export's settings (``medtext_export.json``), checked (``medtext/export_schema.py``); one line if
+    ``model_dir`` is not an export or a setting is not valid."""
     path = Path(model_dir) / SETTINGS_FILE
     if not Path(model_dir).is_dir():
         raise MedtextError(f"{model_dir}: model_dir not found (a folder written by medtext export --export.format onnx)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        settings = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MedtextError(f"{model_dir}: not an ONNX export (no {SETTINGS_FILE}; write one with "
                            "medtext export --export.format onnx)") from None
     except (OSError, ValueError) as err:
         raise MedtextError(f"{path}: cannot read: {' '.join(str(err).split())}") from None
+    return check_settings(settings, path)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -72,6 +74,7 @@ class ExportedModel:
         ort = onnxruntime()
         self.folder, self.settings = Path(model_dir), read_settings(model_dir)
         graph = self.folder / MODEL_FILES["int8" if int8 else "fp32"]
+        check_graph_file(graph, self.folder)
         if not graph.is_file():
             hint = " (export with --export.quantize int8)" if int8 else ""
             raise MedtextError(f"{model_dir}: no {graph.name}{hint}")
@@ -82,6 +85,8 @@ class ExportedModel:
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        check_graph(self.session, self.settings, self.folder / SETTINGS_FILE, graph, self.tokenizer.pad_token_id or 0)
+        verify_checksum(self.settings, self.folder / SETTINGS_FILE)
 
     @property
     def label_names(self) -> list[str]:
@@ -147,6 +152,8 @@ def build_parser():
     parser.add_argument("--data.batch_size", type=int, default=16, help="abstracts (windows) per batch")
     parser.add_argument("--predictions.output_file", type=str, default="predictions.csv", help="where to write")
     parser.add_argument("--predictions.keep_columns", type=Optional[str], default=None, help="input columns to copy, a,b")
+    parser.add_argument("--predictions.escape_formulas", type=bool, default=True,
+                        help="write cells a spreadsheet would run (=..., @..., -x) with a leading '")
     parser.add_argument("--onnx.int8", type=bool, default=False, help="run the int8 graph (export --export.quantize int8)")
     parser.add_argument("--onnx.threads", type=Optional[int], default=None, help="ONNX Runtime intra-op threads")
     return parser
@@ -170,10 +177,16 @@ def main(args: Optional[list[str]] = None) -> None:
     keep = [c.strip() for c in (options.predictions.keep_columns or "").split(",") if c.strip()]
     kept = {column: require_column(frame, path, column, "kept").tolist() for column in keep}
     began = time.perf_counter()
-    probabilities, predictions = model.decide(model.logits(texts, options.data.batch_size))
+    logits = model.logits(texts, options.data.batch_size)
+    if not np.isfinite(logits).all():  # a graph with non-finite weights: no nan probabilities, no class 0
+        row = int(np.flatnonzero(~np.isfinite(logits).all(axis=-1))[0])
+        raise MedtextError(f"{options.model_dir}: the model's outputs are not finite (first at {path} row {row + 1}); "
+                           "its weights are broken: export the checkpoint again")
+    probabilities, predictions = model.decide(logits)
     seconds = time.perf_counter() - began
     write_predictions_csv(Path(options.predictions.output_file), id_column or "row", row_ids, model.label_names,
-                          np.arange(len(texts)), predictions, probabilities, kept=kept)
+                          np.arange(len(texts)), predictions, probabilities, kept=kept,
+                          escape_formulas=options.predictions.escape_formulas)
     print(f"wrote {len(texts)} predictions to {options.predictions.output_file} ({len(texts) / max(seconds, 1e-9):.1f} abstracts/s)")
 
 

@@ -15,6 +15,7 @@ precision, ``seed_everything``, ``--ckpt_path`` to resume); the written weights 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -25,7 +26,6 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from data_modules.unlabeled import UnlabeledTextDataModule
 
-from .atomic_files import atomic_folder
 from .checkpoint import StreamingCheckpointIO
 from .cli import own_arguments
 from .encoders import (attention_dropout_overrides, encoder_load_error, load_tokenizer, no_bar_for_local_weights,
@@ -33,6 +33,7 @@ from .encoders import (attention_dropout_overrides, encoder_load_error, load_tok
 from .errors import MedtextError
 from .launch_checks import choose_precision
 from .optim import adamw_with_linear_warmup, parameter_groups
+from .output_folders import check_output_folder, output_folder
 
 DESCRIPTION = ("continue an encoder's masked-language-model training on unlabeled abstracts (Lightning's fit), "
                "then write a Hugging Face folder for fit's --model.init_args.encoder_name")
@@ -142,18 +143,20 @@ class MaskedLMPretraining(pl.LightningModule):
 
 
 # ---------------------------------------------------------------------------------------- output
-def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    out = Path(output_dir)
-    if out.is_file() or (out.is_dir() and any(out.iterdir()) and not overwrite):
-        raise MedtextError(f"output_dir {out} exists and is not empty; choose another folder "
-                           "or pass --overwrite_output_dir true")
+HINT = "; choose another folder or pass --overwrite_output_dir true"
+Folders = Iterable[tuple[str, Optional[str]]]  # (what, path) that output_dir must not be or hold
 
 
-def write_pretrained(model, tokenizer, output_dir: str, overwrite: bool = False) -> Path:
-    """Save ``model`` and ``tokenizer`` as one Hugging Face folder, atomically (``atomic_folder``:
-    a reader never sees half a folder; the user's umask)."""
-    check_output_dir(output_dir, overwrite)
-    with atomic_folder(output_dir, overwrite) as tmp:
+def check_output_dir(output_dir: str, overwrite: bool, keep: Folders = ()) -> None:
+    """Refuse ``output_dir`` if it is the cwd or holds it or one of ``keep``, or is not empty (with
+    ``overwrite``: unless it is an earlier pretrain output; ``medtext/output_folders.py``)."""
+    check_output_folder(output_dir, overwrite, f"output_dir {Path(output_dir)}", HINT, keep)
+
+
+def write_pretrained(model, tokenizer, output_dir: str, overwrite: bool = False, keep: Folders = ()) -> Path:
+    """Save ``model`` and ``tokenizer`` as one Hugging Face folder with its manifest, atomically (a reader
+    never sees half a folder; the user's umask), checked as by ``check_output_dir``."""
+    with output_folder(output_dir, "medtext pretrain", overwrite, f"output_dir {Path(output_dir)}", HINT, keep) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return Path(output_dir).expanduser().absolute()
@@ -174,12 +177,20 @@ class PretrainCLI(LightningCLI):
         parser.add_argument("--output_dir", type=str, required=True,
                             help="folder to write the pretrained encoder (MLM head included) and tokenizer into")
         parser.add_argument("--overwrite_output_dir", type=bool, default=False,
-                            help="replace an existing non-empty output_dir")
+                            help="replace an earlier pretrain output in output_dir (only what its "
+                                 ".medtext_manifest.json lists; never the current directory or the run's folder)")
         parser.add_argument("--ckpt_path", type=str | None, default=None,
                             help="a checkpoint (e.g. last.ckpt) to resume pretraining from")
 
+    def run_folders(self) -> list[tuple[str, Optional[str]]]:
+        """What output_dir must not be or hold: the checkpoint resumed from, where checkpoints are written."""
+        folders = [("the checkpoint to resume from", self.config.ckpt_path),
+                   ("this run's folder (trainer.default_root_dir)", self.config.trainer.get("default_root_dir"))]
+        callbacks = self.trainer.checkpoint_callbacks if getattr(self, "trainer", None) is not None else []
+        return folders + [("this run's checkpoint folder", c.dirpath) for c in callbacks if getattr(c, "dirpath", None)]
+
     def before_instantiate_classes(self) -> None:
-        check_output_dir(self.config.output_dir, self.config.overwrite_output_dir)  # before any training
+        check_output_dir(self.config.output_dir, self.config.overwrite_output_dir, self.run_folders())  # before fit
         precision = choose_precision(self.config.trainer.get("precision"))
         if precision != self.config.trainer.get("precision"):
             print(f"this GPU has no bf16: using trainer.precision={precision}")
@@ -208,7 +219,7 @@ class PretrainCLI(LightningCLI):
         else:
             rank_zero_info("pretrain: no val/loss checkpoint: writing the final weights")
         out = write_pretrained(self.model.model, load_tokenizer(self.model.hparams.encoder_name),
-                               self.config.output_dir, self.config.overwrite_output_dir)
+                               self.config.output_dir, self.config.overwrite_output_dir, self.run_folders())
         print(f"wrote {out}\n  use it: python -m medtext fit --config TASK.yaml --model.init_args.encoder_name {out}")
         return out
 

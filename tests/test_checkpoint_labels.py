@@ -188,3 +188,16 @@ def test_a_checkpoint_with_the_earlier_data_key_still_predicts(demo_checkpoint, 
     torch.save(saved, legacy)
     assert predict(legacy, tmp_path, "legacy", "--data.predict_file", str(test_file)) == \
         predict(checkpoint, tmp_path, "current", "--data.predict_file", str(test_file))
+
+
+def test_a_cache_dir_saved_in_a_checkpoint_is_not_where_predict_writes(demo_checkpoint, tmp_path, monkeypatch):
+    import torch
+
+    checkpoint, test_file = demo_checkpoint
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    saved["datamodule_hyper_parameters"]["cache_dir"] = str(tmp_path / "chosen_by_the_checkpoint")
+    moved = tmp_path / "moved.ckpt"
+    torch.save(saved, moved)
+    monkeypatch.setenv("MEDTEXT_CACHE_DIR", str(tmp_path / "users_cache"))
+    assert len(predict(moved, tmp_path, "out", "--data.predict_file", str(test_file))) == SYNTHETIC["num_test"]
+    assert not (tmp_path / "chosen_by_the_checkpoint").exists() and (tmp_path / "users_cache").is_dir()

@@ -71,6 +71,16 @@ def test_infer_label_map_natural_sort():
     assert all(k == v for k, v in mapping.items())
 
 
+def test_integers_written_with_leading_zeros_are_one_class():
+    raw = ["01", "1", "2", "02", "1.0", "10", "007"]
+    mapping = infer_label_map(raw)
+    assert mapping == {"1": "1", "2": "2", "7": "7", "10": "10"}
+    assert encode_labels(raw, mapping, "train.csv", "label").tolist() == [0, 0, 1, 1, 0, 3, 2]
+    assert encode_labels(["1", "01"], {"01": "neoplasms", "02": "digestive"}, "t.csv", "label").tolist() == [0, 0]
+    with pytest.raises(DataError, match="ambiguous"):
+        encode_labels(["1"], {"01": "a", "1": "b"}, "t.csv", "label")
+
+
 def test_check_label_names():
     check_label_names(["a", "b"], "labels.csv")
     with pytest.raises(DataError, match="distinct"):
@@ -121,13 +131,13 @@ def test_encode_delimited_accepts_class_names_and_integers_written_as_floats():
 ], ids=["single", "delimited"])
 @pytest.mark.parametrize("label_map, raw, message", [
     (MEDICAL, ["1", "1.5"], "label '1.5' is not in the label set ['1', '2', '3'] (class names ['neoplasms', "),
-    (MEDICAL, ["1", "01.0"], "label '01.0' is not in the label set"),
+    (MEDICAL, ["1", "1e0"], "label '1e0' is not in the label set"),
     (MEDICAL, ["1", "Neoplasms"], "label 'Neoplasms' is not in the label set"),
     # "b" is the value of class "c" and the name of class "a"
     ({"a": "b", "b": "c"}, ["a", "b"], "label 'b' in column 'label' is ambiguous: it matches the label set entries "
                                        "{'a': 'b', 'b': 'c'}"),
     ({"1": "one", "1.0": "uno"}, ["one", "1"], "label '1' in column 'label' is ambiguous"),
-], ids=["not_an_integer", "leading_zero", "name_in_other_case", "name_is_another_value", "two_spellings_listed"])
+], ids=["not_an_integer", "exponent", "name_in_other_case", "name_is_another_value", "two_spellings_listed"])
 def test_ambiguous_or_unknown_label_stays_an_error(encode, label_map, raw, message):
     with pytest.raises(DataError) as info:
         encode(raw, label_map)
@@ -135,8 +145,8 @@ def test_ambiguous_or_unknown_label_stays_an_error(encode, label_map, raw, messa
 
 
 def test_infer_label_map_merges_integer_spellings():
-    assert infer_label_map(["2.0", "1", "1.0", "2.0"]) == {"1": "1", "2.0": "2.0"}
-    assert infer_label_map(["1.0", "2.0"]) == {"1.0": "1.0", "2.0": "2.0"}
+    assert infer_label_map(["2.0", "1", "1.0", "2.0"]) == {"1": "1", "2": "2"}  # named by the integer
+    assert infer_label_map(["1.0", "2.0"]) == {"1": "1", "2": "2"}
     mapping = infer_label_map(["1", "1.0", "2"])
     assert encode_labels(["1", "1.0", "2"], mapping, "train.csv", "label").tolist() == [0, 0, 1]
 

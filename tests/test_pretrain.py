@@ -171,9 +171,13 @@ def test_write_pretrained_is_atomic_respects_the_umask_and_overwrites_only_when_
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o640}
     with pytest.raises(Exception, match="exists and is not empty"):
         write_pretrained(model, tokenizer, str(out))
-    (out / "extra.txt").write_text("old")
+    (out / "config.json").write_text("{}")  # a file it wrote: replaced
     write_pretrained(model, tokenizer, str(out), overwrite=True)
-    assert not (out / "extra.txt").exists() and (out / "config.json").is_file()
+    assert (out / "config.json").read_text() != "{}"
+    (out / "extra.txt").write_text("old")  # a file it did not write: refused, kept
+    with pytest.raises(Exception, match="extra.txt, which its .medtext_manifest.json does not list"):
+        write_pretrained(model, tokenizer, str(out), overwrite=True)
+    assert (out / "extra.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "no temporary folder left"
 
 
