@@ -87,13 +87,17 @@ class ClassificationReport(pl.Callback):
             summary[f"{stage}/loss"] = float(trainer.callback_metrics[f"{stage}/loss"])
         return summary
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated = False  # no validation epoch yet: a resumed finished run has only the sanity check's
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = pl_module.evaluation_results("val")
-        if trainer.is_global_zero and results is not None and not trainer.sanity_checking:
+        if trainer.is_global_zero and results is not None and getattr(self, "_validated", False):
             print_table("validation (last epoch)", per_class_table(results, pl_module.label_names),
                         self._summary(trainer, "val", results))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated = getattr(self, "_validated", False) or not trainer.sanity_checking
         results = pl_module.evaluation_results("val")
         if trainer.is_global_zero and results is not None and trainer.state.fn == TrainerFn.VALIDATING:
             print_table("validation", per_class_table(results, pl_module.label_names),

@@ -34,11 +34,13 @@ from .checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, StreamingCheck
                          read_checkpoint)
 from .launch_checks import choose_precision, slurm_launch_problem
 from .lazy_exports import import_exports
+from .class_paths import trust_command_line
 from .classifier import TextClassifier
-from .config_logging import WandbSaveConfigCallback
+from .config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run
 from .ensemble import add_ensemble_argument, attach_ensemble, check_members
 from .errors import DataError
 from .resume import keep_csv_rows, resolve_last
+from .run_lock import RunLocks
 from .slurm import prepare_slurm_fit
 from .wandb_runs import WandbRunId, resume_wandb_run
 
@@ -62,8 +64,9 @@ class MedtextCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Lightning's, with ``validate``/``test``/``predict --ckpt_path FILE`` taking the checkpoint's
         model and data as defaults (a config or command-line option overrides them)."""
-        parser.set_defaults(checkpoint_defaults(list(sys.argv[1:] if args is None else args))
-                            if args is None or isinstance(args, list) else {})
+        command_line = list(sys.argv[1:] if args is None else args) if args is None or isinstance(args, list) else []
+        trust_command_line(command_line)  # the class paths it names may be imported from a checkpoint
+        parser.set_defaults(checkpoint_defaults(command_line) if command_line else {})
         super().parse_arguments(parser, args)
 
     def _model_labels(self, name: str, datamodule) -> object:
@@ -119,10 +122,11 @@ class MedtextCLI(LightningCLI):
             plugins.append(SLURMEnvironment(auto_requeue=False))
         return super().instantiate_trainer(plugins=plugins, **kwargs)
 
-    def _attach_ensemble(self) -> None:
+    def _before_evaluation(self) -> None:
+        start_wandb_run(self.trainer)  # the W&B run records the command line without secrets
         attach_ensemble(self.model, self.config[self.subcommand].get("ensemble") or [], self.ensemble_orders)
 
-    before_validate = before_test = before_predict = _attach_ensemble
+    before_validate = before_test = before_predict = _before_evaluation
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         """Lightning's, with ``--verbose false`` as the default of ``validate`` and ``test``: the
@@ -132,9 +136,23 @@ class MedtextCLI(LightningCLI):
             self.parser.set_defaults({"validate.verbose": False, "test.verbose": False})
 
     def before_fit(self) -> None:
-        """A resumed run keeps its ``metrics.csv`` rows. ``fast_dev_run`` writes no checkpoint: Lightning
-        skips every ModelCheckpoint save then, except ``on_train_end``'s ``save_last`` one (a full
-        ``last.ckpt``), which this turns off."""
+        """The run folder is locked (``medtext/run_lock.py``) from here until the fit ends, also on an
+        error; a W&B run starts here, recording the command line without secrets. A resumed run keeps
+        its ``metrics.csv`` rows. ``fast_dev_run`` writes no checkpoint: Lightning skips every
+        ModelCheckpoint save then, except ``on_train_end``'s ``save_last`` one (a full ``last.ckpt``),
+        which this turns off."""
+        self.run_lock = RunLocks()
+        try:
+            self.run_lock.lock_folders(self.trainer)  # rank zero, before anything is written into them
+            with scrubbed_sys_argv():  # a W&B run that starts here (data check, else just below) records it
+                self._prepare_fit()
+                start_wandb_run(self.trainer)
+            self.run_lock.lock_folders(self.trainer)  # a new W&B run's, now that it has its id
+        except BaseException:
+            self.run_lock.close()
+            raise
+
+    def _prepare_fit(self) -> None:
         if self.config[self.subcommand].get("ckpt_path"):
             keep_csv_rows(self.trainer)  # a resumed run keeps the rows logged before
         if self.trainer.fast_dev_run:
@@ -146,7 +164,21 @@ class MedtextCLI(LightningCLI):
 
             check_before_fit(self.trainer, self.datamodule)
 
+    def fit(self, model, **kwargs) -> None:
+        """``trainer.fit``; the run folder's lock is released if it fails (else by ``after_fit``)."""
+        try:
+            self.trainer.fit(model, **kwargs)
+        except BaseException:
+            self.run_lock.close()
+            raise
+
     def after_fit(self) -> None:
+        try:
+            self._test_after_fit()
+        finally:
+            self.run_lock.close()  # the run has ended: its leftover temporary files and the lock file go
+
+    def _test_after_fit(self) -> None:
         config = self.config[self.subcommand]
         if not config.get("test_after_fit"):
             return
@@ -195,6 +227,6 @@ def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
         return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
                           auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
                           save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
-                          trainer_defaults={"callbacks": [ClassificationReport(), MetricTables(), WandbRunId(),
-                                                          RNGStateCheckpoint(), SlurmRequeue()],
+                          trainer_defaults={"callbacks": [callbacks.StopOnDivergence(), ClassificationReport(), MetricTables(),
+                                                          WandbRunId(), RNGStateCheckpoint(), SlurmRequeue()],
                                             "default_root_dir": "runs"}, args=args, run=run)

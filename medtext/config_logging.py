@@ -9,8 +9,12 @@ directory) with, when a ``WandbLogger`` is in use:
   ``data``, ...) and saved as the run file ``lightning/config.yaml`` (W&B keeps its own
   ``config.yaml`` at the top of the run's files);
 - secrets scrubbed from what goes to W&B, including the model and data hyperparameters that
-  Lightning logs: values under keys such as ``api_key``, ``token``, ``secret`` or ``password``, and
-  any value of an environment variable whose name contains KEY, TOKEN, SECRET or PASSWORD;
+  Lightning logs and the command line that W&B records as the run's ``args`` (:func:`start_wandb_run`
+  creates the run with a scrubbed ``sys.argv``): values under keys such as ``api_key``, ``token``,
+  ``secret`` or ``password`` (also ``key=value`` or ``key: value`` inside a string, and the word after
+  a ``--...api_key`` option), words shaped like a W&B API key or a Hugging Face or GitHub token, and
+  any value of an environment variable whose name contains KEY, TOKEN, SECRET or PASSWORD (8
+  characters or more), also inside a longer string;
 - the run's summary holding the best value of each monitored metric, not the last epoch's
   (:func:`medtext.wandb_runs.summarize_monitored_by_best`).
 
@@ -19,11 +23,13 @@ The local ``config.yaml`` stays complete, so it reruns as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 from argparse import Namespace
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pytorch_lightning as pl
 import yaml
@@ -38,7 +44,17 @@ SECRET_KEY_PARTS = {"token", "secret", "password", "passwd", "credential", "cred
 SECRET_KEY_PAIRS = ("api_key", "access_key", "private_key", "secret_key", "auth_key")
 SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8  # shorter environment values (TOKENIZERS_PARALLELISM=false) are not secrets
-LONG_SECRET_LENGTH = 16  # at least this long: also removed from inside longer strings (URLs ...)
+LONG_SECRET_LENGTH = 16  # at least this long: removed wherever it occurs; shorter ones as whole words
+# ``api_key=...``, ``"token": "..."``, ``password: ...`` inside a string (a URL, an inline JSON or YAML
+# value); the key must also pass is_secret_key (``tokenizer_name=...`` stays)
+KEYED_VALUE = re.compile(r"""(?P<key>[\w.-]*(?:token|secret|passw(?:or)?d|credential|api_?key|access_?key|"""
+                         r"""private_?key|auth_?key)[\w.-]*)(?P<sep>["']?\s*[:=]\s*["']?)(?P<value>[^\s"'&,;}\]]+)""",
+                         re.IGNORECASE)
+# Hugging Face (hf_...) and GitHub tokens; a W&B API key is 40+ letters, digits or underscores (after an
+# optional ``host-`` prefix), tested in _token_shaped: at least 8 digits and 8 letters, so that long
+# snake_case names stay
+PREFIXED_TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,})")
+LONG_WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z0-9_]{40,}(?![A-Za-z0-9_])")
 
 
 def is_secret_key(key: Any) -> bool:
@@ -69,10 +85,65 @@ def scrub(value: Any, secrets: Optional[set[str]] = None, key: Any = None) -> An
     if isinstance(value, str) and value:
         if (key is not None and is_secret_key(key)) or value in secrets:
             return REDACTED
-        for secret in secrets:
-            if len(secret) >= LONG_SECRET_LENGTH and secret in value:
-                value = value.replace(secret, REDACTED)
+        return scrub_text(value, secrets)
     return value
+
+
+def _token_shaped(word: str) -> bool:
+    return sum(c.isdigit() for c in word) >= 8 and sum(c.isalpha() for c in word) >= 8
+
+
+def scrub_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` without the values of secret keys written in it, token-shaped words and ``secrets``
+    (at least 16 characters: wherever they occur; 8 to 15: where they are not part of a longer word)."""
+    text = KEYED_VALUE.sub(lambda m: m["key"] + m["sep"] + REDACTED if is_secret_key(m["key"]) else m[0], text)
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first: one secret may hold another
+        if len(secret) >= LONG_SECRET_LENGTH:
+            text = text.replace(secret, REDACTED)
+        elif len(secret) >= MIN_SECRET_LENGTH and secret in text:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", REDACTED, text)
+    text = PREFIXED_TOKEN.sub(REDACTED, text)
+    return LONG_WORD.sub(lambda m: REDACTED if _token_shaped(m[0]) else m[0], text)
+
+
+def scrub_argv(argv: Sequence[str], secrets: Optional[set[str]] = None) -> list[str]:
+    """Command-line arguments without secrets: the value of an option named like a secret
+    (``--x.api_key=VALUE``, or ``--x.api_key VALUE``), and in every argument what :func:`scrub_text` removes."""
+    secrets = environment_secrets() if secrets is None else secrets
+    scrubbed: list[str] = []
+    hide_next = False
+    for arg in argv:
+        option, equals, _ = arg.partition("=")
+        secret_option = arg.startswith("-") and is_secret_key(option)
+        if hide_next:
+            scrubbed.append(REDACTED)
+        elif secret_option and equals:
+            scrubbed.append(f"{option}={REDACTED}")
+        else:
+            scrubbed.append(scrub_text(arg, secrets))
+        hide_next = secret_option and not equals and not hide_next
+    return scrubbed
+
+
+@contextlib.contextmanager
+def scrubbed_sys_argv() -> Iterator[None]:
+    """``sys.argv`` scrubbed (:func:`scrub_argv`) inside the block, then restored: W&B records it
+    as the run's ``args`` when the run starts; DDP launches its other processes with the real one."""
+    original = sys.argv
+    sys.argv = [*original[:1], *scrub_argv(original[1:])]
+    try:
+        yield
+    finally:
+        sys.argv = original
+
+
+def start_wandb_run(trainer: pl.Trainer) -> None:
+    """Create the trainer's W&B run now (global rank zero), recording the scrubbed command line;
+    Lightning would create it later with the real one. Call before anything else uses the run."""
+    logger = wandb_logger(trainer)
+    if logger is not None and trainer.is_global_zero:
+        with scrubbed_sys_argv():
+            _ = logger.experiment
 
 
 def scrub_logged_hyperparameters(logger: WandbLogger) -> None:

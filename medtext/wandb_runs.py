@@ -54,6 +54,27 @@ def logger_dir(trainer: pl.Trainer, logger: Logger) -> Path:
     return Path(logger.save_dir or trainer.default_root_dir)
 
 
+def run_folder(trainer: pl.Trainer, logger: Logger) -> Optional[Path]:
+    """``<save_dir>/<name>/<version>``, where ModelCheckpoint puts the first logger's checkpoints: a CSV or
+    TensorBoard version folder, a W&B run's folder (:func:`wandb_run_dir`); ``None`` for a W&B run
+    that has neither started nor been given an id."""
+    version = logger.version
+    if version is None and isinstance(logger, WandbLogger):
+        return None
+    version = version if isinstance(version, str) else f"version_{version}"
+    return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name or "") / version
+
+
+def run_folders(trainer: pl.Trainer) -> list[Path]:
+    """The run folders of a ``fit`` known so far (:func:`run_folder` of the first logger, of W&B, CSV
+    and TensorBoard loggers); without a logger, ``default_root_dir`` (which holds ``checkpoints/``)."""
+    if not trainer.loggers:
+        return [Path(trainer.default_root_dir)]
+    folders = (run_folder(trainer, logger) for index, logger in enumerate(trainer.loggers)
+               if index == 0 or isinstance(logger, (WandbLogger, CSVLogger, TensorBoardLogger)))
+    return list(dict.fromkeys(folder for folder in folders if folder is not None))
+
+
 def monitored_metrics(trainer: pl.Trainer) -> dict[str, str]:
     """``{metric: "max" or "min"}`` for the ``monitor`` of every ModelCheckpoint and EarlyStopping
     (one that follows the model's selection metric, not set up yet, monitors that one)."""
