@@ -113,12 +113,18 @@ class MedtextCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.
-        Under SLURM, :class:`callbacks.SlurmRequeue` requeues, not Lightning's signal handler."""
+        Under SLURM, :class:`callbacks.SlurmRequeue` requeues, not Lightning's signal handler. Under
+        torchrun (also inside a SLURM allocation) Lightning's own choice stands: torchrun's ranks."""
+        from pytorch_lightning.plugins.environments import TorchElasticEnvironment
+
         plugins = self.config_init.get(f"{self.subcommand}.trainer.plugins" if self.subcommand else "trainer.plugins")
         plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(StreamingCheckpointIO())
-        if SLURMEnvironment.detect() and not any(isinstance(p, ClusterEnvironment) for p in plugins):
+        # Lightning's order (accelerator connector): TorchElastic before SLURM. A SLURMEnvironment here
+        # would take SLURM's task count for the world size and refuse torchrun's devices=N in a one-task job.
+        if (not TorchElasticEnvironment.detect() and SLURMEnvironment.detect()
+                and not any(isinstance(p, ClusterEnvironment) for p in plugins)):
             plugins.append(SLURMEnvironment(auto_requeue=False))
         return super().instantiate_trainer(plugins=plugins, **kwargs)
 

@@ -45,6 +45,8 @@ COMMANDS = {  # command: ("module:function", what it does)
                  "a baseline (tfidf, embedding_probe, zero_shot_similarity, zero_shot_entailment) reported like test"),
     "compare": ("medtext.compare:main",
                 "test results of several runs side by side, with bootstrap intervals"),
+    "download": ("medtext.encoder_download:download",
+                 "fetch an encoder and its tokenizer into the Hugging Face cache, for nodes without internet"),
 }
 
 

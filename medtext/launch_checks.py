@@ -8,10 +8,15 @@ there without ``srun`` is rank 0 of N ranks that never start: DDP waits for them
 warns only when ``SLURM_NTASKS`` is absent (then it does start the processes itself, correctly). A
 process that ``srun`` started is a job step, with ``SLURM_STEP_ID`` (and the older ``SLURM_STEPID``)
 set; the batch script (and an ``salloc`` shell) has neither, although it has ``SLURM_PROCID=0``.
+Lightning gives torchrun priority over SLURM (``_choose_and_init_cluster_environment``): a process that
+torchrun started (``TORCHELASTIC_RUN_ID`` set) takes torchrun's ranks, also inside a SLURM allocation,
+so no SLURM task count applies to it.
 
 >>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "4"}, 4, 1)[:40]
 'SLURM job 7 has 4 tasks but this process'
 >>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "0"}, 4, 1) is None
+True
+>>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "TORCHELASTIC_RUN_ID": "7"}, 2, 1) is None
 True
 """
 
@@ -45,13 +50,19 @@ def requested_devices(devices: Devices) -> Optional[int]:
     return None
 
 
+def torchrun_launched(environ: Mapping[str, str]) -> bool:
+    """Lightning's ``TorchElasticEnvironment.detect`` on ``environ``: torchrun sets ``TORCHELASTIC_RUN_ID``
+    in every process it starts (``torch.distributed.is_torchelastic_launched``)."""
+    return torch.distributed.is_available() and environ.get("TORCHELASTIC_RUN_ID") is not None
+
+
 def slurm_launch_problem(environ: Mapping[str, str], devices: Devices, num_nodes: Optional[int]) -> Optional[str]:
     """One line saying why this launch will hang or train on fewer devices than asked under SLURM,
     or ``None`` when it looks right (or Lightning does not treat the process as SLURM's)."""
+    if torchrun_launched(environ):
+        return None  # checked first, as Lightning does: torchrun's ranks, whatever SLURM's task count
     if "SLURM_NTASKS" not in environ or environ.get("SLURM_JOB_NAME") in INTERACTIVE_JOB_NAMES:
         return None  # Lightning launches the processes itself
-    if "TORCHELASTIC_RUN_ID" in environ:
-        return None  # torchrun started it: Lightning takes torchrun's ranks, not SLURM's
     try:
         ntasks = int(environ["SLURM_NTASKS"])
     except ValueError:

@@ -1,13 +1,15 @@
 """``slurm_launch_problem``: one line when a SLURM launch hangs or trains on fewer devices than asked,
-from environments as ``sbatch`` (the batch script) and ``srun`` (a job step) set them."""
+from environments as ``sbatch`` (the batch script) and ``srun`` (a job step) set them. torchrun inside
+a SLURM allocation is Lightning's TorchElastic launch, which it prefers to SLURM: no problem, and the
+trainer takes torchrun's ranks."""
 
 import os
 import warnings
 
 import pytest
-from lightning_fabric.plugins.environments import SLURMEnvironment
+from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
-from medtext.launch_checks import requested_devices, slurm_launch_problem
+from medtext.launch_checks import requested_devices, slurm_launch_problem, torchrun_launched
 
 # sbatch --nodes=2 --ntasks-per-node=4: the batch script's environment (no SLURM_STEP_ID, but PROCID 0)
 BATCH = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NNODES": "2", "SLURM_NTASKS": "8",
@@ -16,6 +18,13 @@ BATCH = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NNODES": "2
 # srun in that script: task 5 of the job step 0
 STEP = {**BATCH, "SLURM_STEP_ID": "0", "SLURM_STEPID": "0", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
         "SLURM_NODEID": "1", "SLURM_STEP_NUM_TASKS": "8"}
+# what torchrun --nproc-per-node=2 sets in its second process (torch.distributed.run)
+TORCHRUN = {"TORCHELASTIC_RUN_ID": "none", "RANK": "1", "LOCAL_RANK": "1", "GROUP_RANK": "0", "ROLE_RANK": "1",
+            "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+# sbatch --nodes=1 --ntasks-per-node=1 --gpus-per-node=2: one task, in which torchrun starts two processes
+ONE_TASK = {"SLURM_JOB_ID": "77", "SLURM_JOB_NAME": "medtext", "SLURM_NNODES": "1", "SLURM_NTASKS": "1",
+            "SLURM_NTASKS_PER_NODE": "1", "SLURM_TASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+            "SLURM_NODEID": "0"}
 
 
 @pytest.mark.parametrize("devices", [4, "4", [0, 1, 2, 3], "0,1,2,3", "auto", -1])
@@ -61,7 +70,7 @@ def test_more_tasks_than_devices():
     {},  # not in SLURM
     {"SLURM_JOB_ID": "5", "SLURM_NNODES": "1", "SLURM_JOB_NAME": "medtext"},  # --gres=gpu:4, no task count
     {**BATCH, "SLURM_JOB_NAME": "interactive"},  # Lightning ignores SLURM in such jobs
-    {**BATCH, "TORCHELASTIC_RUN_ID": "none", "RANK": "0"},  # torchrun inside the job
+    {**BATCH, **TORCHRUN},  # torchrun inside the job
     {**BATCH, "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1"},  # one task, one device
 ])
 def test_launches_lightning_handles_are_fine(environ):
@@ -97,3 +106,44 @@ def test_lightning_treats_the_batch_script_as_srun_and_stays_silent(monkeypatch,
     with pytest.warns(UserWarning, match="srun"):
         assert not SLURMEnvironment.detect()
     assert slurm_launch_problem(os.environ, 4, 2) is None
+
+
+@pytest.mark.parametrize(("environ", "devices", "num_nodes"), [
+    ({**ONE_TASK, **TORCHRUN}, 2, 1),  # torchrun in the batch script of a one-task job (issue 27)
+    ({**ONE_TASK, **TORCHRUN, "SLURM_STEP_ID": "0"}, 2, 1),  # srun torchrun, one task per node
+    ({**BATCH, **TORCHRUN}, 2, 1),  # eight SLURM tasks, none of them started by srun: not what runs
+    ({**STEP, "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", **TORCHRUN, "WORLD_SIZE": "8"}, 4, 2),
+])
+def test_torchrun_inside_slurm_is_not_a_problem(environ, devices, num_nodes):
+    assert slurm_launch_problem(environ, devices, num_nodes) is None
+
+
+@pytest.mark.parametrize("environ", [{**ONE_TASK, **TORCHRUN}, ONE_TASK, TORCHRUN, {}])
+def test_torchrun_is_detected_as_lightning_does(environ, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("SLURM_") or k in TORCHRUN]:
+        monkeypatch.delenv(key)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    assert torchrun_launched(environ) == TorchElasticEnvironment.detect() == ("TORCHELASTIC_RUN_ID" in environ)
+
+
+@pytest.mark.parametrize(("torchrun", "environment"), [(True, TorchElasticEnvironment), (False, SLURMEnvironment)])
+def test_the_trainer_takes_torchruns_ranks_inside_slurm(torchrun, environment, tiny_encoder, tmp_path, monkeypatch):
+    """torchrun --nproc-per-node=2 in a one-task SLURM job: the trainer is built with torchrun's two ranks
+    (a SLURMEnvironment would refuse devices=2 for --ntasks-per-node=1); without torchrun, SLURM's one
+    task, and medtext's SLURMEnvironment without Lightning's requeue handler (callbacks.SlurmRequeue)."""
+    from cli_helpers import tiny_config
+    from medtext.cli import build_cli
+
+    for key in [k for k in os.environ if k.startswith("SLURM_") or k in TORCHRUN]:
+        monkeypatch.delenv(key)
+    for key, value in {**ONE_TASK, **(TORCHRUN if torchrun else {}), "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+    devices = 2 if torchrun else 1
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {"num_train": 8, "num_val": 4},
+                         "data_modules.SyntheticAbstractsDataModule", devices=devices, strategy="ddp")
+    trainer = build_cli(["--config", str(config)], run=False).trainer
+    cluster = trainer.strategy.cluster_environment
+    assert type(cluster) is environment and trainer.world_size == devices
+    cluster.validate_settings(num_devices=devices, num_nodes=1)  # Lightning's launcher at fit: the issue's ValueError
+    assert getattr(cluster, "auto_requeue", False) is False

@@ -1,6 +1,7 @@
 """``scripts/slurm/fit.sbatch`` and ``scripts/torchrun_fit.sh`` run by ``bash`` as sbatch and a user
 would run them, with stub ``srun``, ``torchrun``, ``python`` and ``nvidia-smi`` that record their
-command lines, in a fake checkout whose ``.venv`` holds the stubs."""
+command lines (and the Hugging Face cache settings they get), in a fake checkout whose ``.venv`` holds
+the stubs."""
 
 import json
 import shlex
@@ -22,7 +23,8 @@ import json, os, sys
 with open(os.environ["STUB_RECORD"], "a") as f:
     f.write(json.dumps({{"cmd": os.path.basename(sys.argv[0]), "path": sys.argv[0], "argv": sys.argv[1:],
                         "cwd": os.getcwd(), "venv": os.environ.get("VIRTUAL_ENV"),
-                        "tokenizers": os.environ.get("TOKENIZERS_PARALLELISM")}}) + "\\n")
+                        "tokenizers": os.environ.get("TOKENIZERS_PARALLELISM"),
+                        "offline": os.environ.get("HF_HUB_OFFLINE"), "hf_home": os.environ.get("HF_HOME")}}) + "\\n")
 if os.path.basename(sys.argv[0]) == "python" and sys.argv[1:2] == ["-c"]:  # torch.cuda.device_count()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     print(8 if visible is None else len([d for d in visible.split(",") if d]))
