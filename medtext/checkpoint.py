@@ -62,6 +62,17 @@ def import_class(class_path: str, default_module: str = "") -> type:
     return found
 
 
+def load_model(ckpt_path: str | Path):
+    """A checkpoint's :class:`~medtext.classifier.TextClassifier` on the CPU, in eval mode, its weights
+    only (``weights_only=True``); a diverged one (non-finite weights) is refused in one line."""
+    from .classifier import TextClassifier  # the model imports Lightning and transformers: only when loaded
+    from .divergence import check_weights
+
+    model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).eval()
+    check_weights(model, str(ckpt_path))
+    return model
+
+
 def class_config(hparams: Optional[dict], section: str) -> Optional[dict]:
     """``{"class_path", "init_args"}`` of hyperparameters saved by a class the CLI instantiated
     (``_class_path`` plus init args), without the CLI's link targets; ``None`` if not known."""

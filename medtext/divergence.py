@@ -49,9 +49,10 @@ def _some(names: list[str]) -> str:
     return f"non-finite weights ({len(names)} tensor{'s, first' if len(names) > 1 else ':'} {names[0]})"
 
 
-def check_weights(module) -> None:
-    """At the start of validation, test and predict: refuse a model with non-finite weights (a
-    checkpoint of a diverged run; its temperatures and thresholds are weights too)."""
+def check_weights(module, ckpt_path: Optional[str] = None) -> None:
+    """At the start of validation, test and predict, and when a command loads a checkpoint
+    (``ckpt_path``): refuse a model with non-finite weights (a checkpoint of a diverged run; its
+    temperatures and thresholds are weights too)."""
     names = non_finite(module.state_dict())
     if not names:
         return
@@ -59,7 +60,7 @@ def check_weights(module) -> None:
     if _fitting(module):
         raise NonFiniteError(f"training diverged before step {trainer.global_step}: the model has {_some(names)}; "
                              f"{lower_rates_hint(module)}")
-    ckpt_path = getattr(trainer, "ckpt_path", None)
+    ckpt_path = ckpt_path or getattr(trainer, "ckpt_path", None)
     source = f"the checkpoint {ckpt_path}" if ckpt_path else "the model"
     raise NonFiniteError(f"{source} has {_some(names)}: the run that wrote it diverged; "
                          "use a checkpoint saved before the divergence")

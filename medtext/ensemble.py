@@ -22,7 +22,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
-from .checkpoint import CheckpointSettings, read_checkpoint
+from .checkpoint import CheckpointSettings, load_model, read_checkpoint
 from .errors import DataError, MedtextError
 
 ENSEMBLE_HELP = ("validate, test, predict: checkpoints whose class probabilities are averaged with "
@@ -61,11 +61,10 @@ def check_members(paths: Sequence[str | Path], main: CheckpointSettings | None) 
 
 
 def load_members(paths: Sequence[str | Path], orders: Sequence[list[int]]) -> list[tuple[nn.Module, torch.Tensor]]:
-    from .classifier import TextClassifier
 
     members = []
     for path, order in zip(paths, orders):
-        model = TextClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+        model = load_model(path)
         model.requires_grad_(False)
         members.append((model, torch.tensor(order, dtype=torch.long)))
     return members

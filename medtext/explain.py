@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from .checkpoint import read_checkpoint
+from .checkpoint import load_model, read_checkpoint
 from .errors import MedtextError
 
 Method = Literal["attention", "gradient_x_input", "integrated_gradients"]
@@ -195,7 +195,6 @@ def main(args: list[str] | None = None) -> None:
     from data_modules.readers import read_row_ids, read_table, read_texts
 
     from .atomic_files import atomic_write_text
-    from .classifier import TextClassifier
     from .explain_html import render
 
     args = list(sys.argv[2:] if args is None else args)
@@ -222,7 +221,7 @@ def main(args: list[str] | None = None) -> None:
     columns = data.labels.label_columns or [data.label_column]
     truth = data.read_labels(frame, path)[:rows] if all(c in frame.columns for c in columns) else None
     method = choose_method(settings.head_class, options.method)  # refused before loading weights
-    model = TextClassifier.load_from_checkpoint(ckpt_path or config.ckpt_path, map_location="cpu", weights_only=True).eval()
+    model = load_model(ckpt_path or config.ckpt_path)
     began = time.perf_counter()
     results = explain_texts(model, data.tokenizer, texts[:rows], data.max_length, data.truncation, data.head_tokens,
                             method, options.batch_size, options.steps)

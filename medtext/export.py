@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from .atomic_files import atomic_write_text
-from .checkpoint import CheckpointSettings, import_class, read_checkpoint
+from .checkpoint import CheckpointSettings, import_class, load_model, read_checkpoint
 from .errors import MedtextError
 from .onnx_predict import INSTALL_HINT, MODEL_FILES, SETTINGS_FILE, ExportedModel, onnxruntime
 
@@ -129,7 +129,6 @@ def describe(check: dict, variant: str, source: str) -> str:
 
 def export_onnx(ckpt_path: Path, out_dir: Path, quantize: Optional[str] = None, overwrite: bool = False) -> Path:
     """Write the ONNX export folder ``out_dir`` of checkpoint ``ckpt_path`` and print the export check."""
-    from .classifier import TextClassifier
     from .encoders import load_tokenizer
     from .export_check import check_sequences, compare_sequences
     from .onnx_export import export_graph, quantize_int8
@@ -139,7 +138,7 @@ def export_onnx(ckpt_path: Path, out_dir: Path, quantize: Optional[str] = None, 
     if missing:
         raise MedtextError(f"exporting to ONNX needs {' and '.join(missing)}: {INSTALL_HINT}")
     settings = read_checkpoint(ckpt_path)
-    model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).eval()
+    model = load_model(ckpt_path)
     tokenizer = load_tokenizer(settings.hyper_parameters["encoder_name"])
     exported_settings = export_settings(settings, model, tokenizer, quantize == "int8")
     from .output_folders import output_folder

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import read_checkpoint
+from .checkpoint import load_model, read_checkpoint
 
 
 def torch_logits(model, sequences: Sequence[np.ndarray], batch_size: int, pad: int) -> np.ndarray:
@@ -92,11 +92,10 @@ def compare_on_file(ckpt_path: str | Path, model_dir: str | Path, data_file: str
     and with a single-label label column ``macro_f1_torch``/``macro_f1_onnx`` (the same token ids for both)."""
     from data_modules.readers import read_table, read_texts
 
-    from .classifier import TextClassifier
     from .onnx_predict import ExportedModel, pool_windows
 
     exported = ExportedModel(model_dir, int8=int8)
-    model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True).eval()
+    model = load_model(ckpt_path)
     data = exported.settings["data"]
     frame = read_table(data_file, data.get("file_format"))
     tokens = exported.tokenize(read_texts(frame, data_file, text_column or data["text_column"]))

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import read_checkpoint
+from .checkpoint import load_model, read_checkpoint
 from .encoders import load_tokenizer
 from .errors import MedtextError
 from .heads.mlp import MLPHead
@@ -67,13 +67,11 @@ def export_checkpoint(ckpt_path: Path, out_dir: Path, overwrite: bool = False) -
         overwrite: replace an earlier export in ``out_dir``: only what its ``.medtext_manifest.json``
             lists, never the current directory or the checkpoint's folder (``medtext/output_folders.py``).
     """
-    from .classifier import TextClassifier
-
     read_checkpoint(ckpt_path)  # a missing or unreadable file: one clear line
     with output_folder(out_dir, "medtext hf-export", overwrite,
                        hint=" (hf-export: add --overwrite true to replace an earlier export)",
                        inputs=[("the input checkpoint", ckpt_path)]) as tmp:
-        model = TextClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+        model = load_model(ckpt_path)
         to_sequence_classification(model).save_pretrained(tmp)
         load_tokenizer(model.hparams.encoder_name).save_pretrained(tmp)
     print(f"wrote {Path(out_dir)}")

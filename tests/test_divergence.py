@@ -122,3 +122,22 @@ def test_non_finite_checkpoint_is_refused(good_fit, tmp_path, capsys, command, w
     assert str(bad) in error and "diverged" in error
     assert ("non-finite weights" if weights == "nan" else "outputs are not finite") in error
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["export", "hf-export", "explain", "ensemble"])
+def test_commands_that_load_a_checkpoint_refuse_nan_weights(good_fit, tmp_path, capsys, command):
+    checkpoint = torch.load(good_fit.checkpoint, map_location="cpu", weights_only=False)
+    next(value for name, value in checkpoint["state_dict"].items() if name.startswith("head.")).fill_(float("nan"))
+    bad = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, bad)
+    out = tmp_path / "out"
+    argv = {"export": ["export", "--ckpt_path", str(bad), str(out)],
+            "hf-export": ["hf-export", str(bad), str(out)],
+            "explain": ["explain", "--ckpt_path", str(bad), "--data.predict_file", good_fit.test_file,
+                        "--explain.output_file", str(out / "explain.html")],
+            "ensemble": ["predict", "--ckpt_path", str(good_fit.checkpoint), "--ensemble", str(bad),
+                         "--data.predict_file", good_fit.test_file, "--predictions.output_file", str(out / "p.csv")]}
+    assert main(argv[command]) == 2
+    error = error_line(capsys)
+    assert str(bad) in error and "non-finite weights" in error
+    assert not out.exists()
