@@ -7,7 +7,9 @@ agree whether any of them got the signal (one tiny all-reduce), and if so all of
 full training state to ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's own folder, see
 ``medtext.slurm``), rank zero runs ``scontrol requeue``, and every rank stops at once by raising
 :class:`medtext.errors.Requeued` (no validation or test in the little time left; the CLI exits 0).
-The requeued job runs the same command and resumes from that file.
+The requeued job runs the same command and resumes from that file. Once the run has completed
+(training ended normally), rank zero deletes the requeue checkpoints in the job's folder that the
+run's ``last.ckpt`` supersedes: each is a full training state, over a GB for a BERT-base encoder.
 
 The CLI adds this callback under SLURM and sets Lightning's ``SLURMEnvironment(auto_requeue=False)``.
 """
@@ -23,7 +25,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info
 
 from medtext.errors import Requeued
-from medtext.slurm import next_hpc_checkpoint, requeue, slurm_job_key
+from medtext.slurm import (delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint, requeue,
+                           slurm_job_key)
 
 
 class SlurmRequeue(pl.Callback):
@@ -57,7 +60,30 @@ class SlurmRequeue(pl.Callback):
             requeue(self._key)
         raise Requeued(f"SLURM job {self._key} requeued; it resumes from {path}")
 
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Delete this job's requeue checkpoints that the run's ``last.ckpt`` supersedes. Lightning calls
+        this hook only when training ended normally: an error, a requeue, SIGTERM or Ctrl-C end ``fit``
+        by an exception before it."""
+        folder = Path(trainer.default_root_dir)
+        if self._key is None or not trainer.is_global_zero or trainer.interrupted:
+            return
+        if folder.name != f"slurm-{self._key}":
+            return  # only the folder medtext.slurm chose for this job, never another job's
+        last = _run_last(trainer)
+        deleted, kept = delete_requeue_checkpoints(folder, last) if last is not None else ([], [])
+        if deleted:
+            unless = f"; kept {', '.join(map(str, kept))} (a later state)" if kept else ""
+            print(f"SLURM job {self._key} completed: deleted its requeue checkpoints {', '.join(map(str, deleted))} "
+                  f"({last} holds a later state){unless}")
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._previous_handler is not None:
             signal.signal(self.requeue_signal, self._previous_handler)
             self._previous_handler = None
+
+
+def _run_last(trainer: pl.Trainer) -> Optional[Path]:
+    """The newest ``last*.ckpt`` in the run's checkpoint folders (``ModelCheckpoint`` dirpaths)."""
+    folders = {Path(c.dirpath) for c in trainer.checkpoint_callbacks if getattr(c, "dirpath", None)}
+    found = [last for last in map(newest_last, sorted(folders)) if last is not None]
+    return newest_state(found) if found else None

@@ -1,4 +1,4 @@
-"""Resolve ``fit --ckpt_path last`` to the ``last.ckpt`` of this command's own run, never another job's.
+"""Resolve ``fit --ckpt_path last`` (or ``auto``) to the ``last.ckpt`` of this command's own run only.
 
 Lightning looks for ``last`` only in the new run's own (empty) checkpoint folder, because a CSV or
 TensorBoard logger starts a new ``version_N`` on every call. medtext looks in the run folders of the
@@ -15,6 +15,12 @@ CSV and TensorBoard, ``<save_dir>/<project>/<run id>/`` for W&B (whatever its di
 
 The resumed run continues in the same run folder (``version`` set to it); for W&B, in the same run
 (see ``medtext.wandb_runs``).
+
+``--ckpt_path auto`` is "resume if there is one", for a job script that runs the same command again:
+the same run is found by the same rules (several candidates are ambiguous as for ``last``), but when
+there is none, ``fit`` starts fresh (``ckpt_path`` None) and says so in one line. It also takes a
+requeue checkpoint of that run (``hpc_ckpt_<n>.ckpt`` in ``<default_root_dir>/slurm-<job>``, see
+``medtext.slurm``) when it holds a later step than the run's ``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -30,8 +36,18 @@ import yaml
 
 from .errors import MedtextError
 from .atomic_files import atomic_write_text
+from .requeue_files import newest_state, run_requeue_checkpoints
 
 VERSIONED_LOGGERS = ("CSVLogger", "TensorBoardLogger")
+RESUME_OPTIONS = ("last", "auto")
+
+
+class NothingToResume(MedtextError):
+    """No ``last.ckpt`` of this run: an error for ``--ckpt_path last``, a fresh start for ``auto``."""
+
+    def __init__(self, option: str, where: str):
+        super().__init__(f"--ckpt_path {option}: no last.ckpt {where}; pass the checkpoint file")
+        self.where = where
 
 
 def newest_last(checkpoints: Path) -> Optional[Path]:
@@ -88,14 +104,14 @@ def _logger_runs(fit_config) -> tuple[Path, Optional[str], Any]:
     return save_dir / (init_args.get("name") or ""), run, init_args if class_name in VERSIONED_LOGGERS else None
 
 
-def find_last(fit_config) -> Path:
-    """The ``last.ckpt`` that ``--ckpt_path last`` means for this parsed ``fit`` config (see above)."""
+def find_last(fit_config, option: str = "last") -> Path:
+    """The ``last.ckpt`` that ``--ckpt_path last`` means for this parsed ``fit`` config (see above);
+    ``option`` is the value the messages name."""
     folder, run, _ = _logger_runs(fit_config)
     if run is not None:
         checkpoint = newest_last(folder / run / "checkpoints")
         if checkpoint is None:
-            raise MedtextError(f"--ckpt_path last: no last.ckpt in {folder / run / 'checkpoints'} "
-                               "(the logger's own run); pass the checkpoint file")
+            raise NothingToResume(option, f"in {folder / run / 'checkpoints'} (the logger's own run)")
         return checkpoint
     found = [c for c in map(newest_last, sorted(folder.glob("*/checkpoints"))) if c is not None]
     ours = sorted((c for c in found if same_experiment(c.parent.parent, fit_config) is not False),
@@ -103,23 +119,36 @@ def find_last(fit_config) -> Path:
     if len(ours) == 1:
         return ours[0]
     if len(ours) > 1:
-        raise MedtextError(f"--ckpt_path last is ambiguous: {len(ours)} runs of this model and data below {folder} "
+        raise MedtextError(f"--ckpt_path {option} is ambiguous: {len(ours)} runs of this model and data below {folder} "
                            f"have a last.ckpt (newest first: {', '.join(map(str, ours))}); pass the one to resume "
                            "as --ckpt_path FILE, or give each run its own logger version (W&B: id)")
     others = f" (only other configs' runs: {', '.join(map(str, found))})" if found else ""
-    raise MedtextError(f"--ckpt_path last: no last.ckpt of this model and data below {folder}{others}; "
-                       "pass the checkpoint file")
+    raise NothingToResume(option, f"of this model and data below {folder}{others}")
 
 
-def resolve_last(fit_config) -> None:
-    """Rewrite ``ckpt_path: last`` in a parsed ``fit`` config into an explicit path (in place)."""
-    if fit_config.get("ckpt_path") != "last":
+def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
+    """Rewrite ``ckpt_path: last`` or ``auto`` in a parsed ``fit`` config into an explicit path (in
+    place); ``auto`` with nothing to resume into ``None``. ``auto`` looks for the run's requeue
+    checkpoints in ``<requeue_root>/slurm-*`` (default: the trainer's ``default_root_dir``)."""
+    option = fit_config.get("ckpt_path")
+    if option not in RESUME_OPTIONS:
         return
-    checkpoint = find_last(fit_config)
+    try:
+        last = find_last(fit_config, option)
+    except NothingToResume as nothing:
+        if option != "auto":
+            raise
+        fit_config.ckpt_path = None
+        print(f"--ckpt_path auto: no last.ckpt {nothing.where}: starting fresh")
+        return
+    checkpoint = last
+    if option == "auto":  # a job of this run requeued after the last.ckpt was written, and never restarted
+        root = Path(requeue_root or fit_config.trainer.get("default_root_dir") or ".")
+        checkpoint = newest_state([last, *run_requeue_checkpoints(last.parent, root)])
     fit_config.ckpt_path = str(checkpoint)
     _, run, init_args = _logger_runs(fit_config)
     if run is None and init_args is not None:
-        init_args.version = checkpoint.parent.parent.name  # keep logging into the resumed run's folder
+        init_args.version = last.parent.parent.name  # keep logging into the resumed run's folder
     print(f"resuming from {checkpoint}")
 
 

@@ -10,7 +10,12 @@ SLURM, ``fit`` keys everything by that id:
   requeued job continues the same run folder and checkpoint folder (``ModelCheckpoint`` keeps its
   best score); a W&B run continues through the run id stored in the checkpoint;
 - when that folder holds a requeue checkpoint, ``fit`` resumes from it (it is newer than any
-  ``--ckpt_path`` the command gives), in the run folder it was saved from.
+  ``--ckpt_path`` the command gives), in the run folder it was saved from; with ``--ckpt_path auto``
+  that run's ``last.ckpt`` is taken instead when it holds a later step (the job was requeued again
+  after the requeue checkpoint, by a node failure say). Without one, ``auto`` resumes the run that
+  ``last`` would find, else starts fresh in ``slurm-<job>`` (``medtext.resume``);
+- once the run has completed, :class:`callbacks.SlurmRequeue` deletes the requeue checkpoints in
+  that folder.
 
 >>> slurm_job_key({"SLURM_JOB_ID": "812", "SLURM_NTASKS": "4", "SLURM_JOB_NAME": "medtext"})
 '812'
@@ -27,13 +32,13 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Optional
 
-import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from .errors import MedtextError
-from .resume import VERSIONED_LOGGERS
-
-HPC_CHECKPOINT = re.compile(r"hpc_ckpt_(\d+)\.ckpt")
+# delete_requeue_checkpoints and next_hpc_checkpoint: for callbacks.SlurmRequeue, which imports only medtext.slurm
+from .requeue_files import (delete_requeue_checkpoints, latest_hpc_checkpoint, newest_state,  # noqa: F401
+                            next_hpc_checkpoint, saved_checkpoint_dir)
+from .resume import VERSIONED_LOGGERS, newest_last, resolve_last
 
 
 def slurm_job_key(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -47,46 +52,33 @@ def slurm_job_key(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     return key if key and re.fullmatch(r"[0-9_]+", key) else None
 
 
-def latest_hpc_checkpoint(folder: Path) -> Optional[Path]:
-    """The requeue checkpoint with the highest number in ``folder``, if any."""
-    found = [(int(m.group(1)), p) for p in folder.glob("hpc_ckpt_*.ckpt") if (m := HPC_CHECKPOINT.fullmatch(p.name))]
-    return max(found)[1] if found else None
-
-
-def next_hpc_checkpoint(folder: Path) -> Path:
-    latest = latest_hpc_checkpoint(folder)
-    number = int(HPC_CHECKPOINT.fullmatch(latest.name).group(1)) + 1 if latest else 1
-    return folder / f"hpc_ckpt_{number}.ckpt"
-
-
-def run_version(checkpoint: Path) -> Optional[str]:
-    """The run folder's name (``slurm-<job>``, ``version_3`` ...) that a checkpoint's
-    ``ModelCheckpoint`` wrote into: ``<run folder>/checkpoints``."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    for key, state in (saved.get("callbacks") or {}).items():
-        if str(key).startswith("ModelCheckpoint") and state.get("dirpath"):
-            return Path(state["dirpath"]).parent.name
-    return None
-
-
 def prepare_slurm_fit(fit_config, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """Key a parsed ``fit`` config (in place) by the SLURM job, and resume a requeued job from its
-    requeue checkpoint (newer than any ``--ckpt_path`` of the command). Run it before
-    ``--ckpt_path last`` is resolved. Returns the job key, or ``None`` outside SLURM."""
+    requeue checkpoint (newer than any ``--ckpt_path`` of the command; ``auto``: the newest state of
+    its run). Run it before ``--ckpt_path last`` is resolved; it resolves ``auto`` itself. Returns the
+    job key, or ``None`` outside SLURM."""
     key = slurm_job_key(environ)
     if key is None:
         return None
     trainer = fit_config.trainer
-    root = Path(trainer.get("default_root_dir") or "runs") / f"slurm-{key}"
+    base = Path(trainer.get("default_root_dir") or "runs")
+    root = base / f"slurm-{key}"
     trainer.default_root_dir = str(root)
     version: Optional[str] = f"slurm-{key}"
     checkpoint = latest_hpc_checkpoint(root)
+    option = fit_config.get("ckpt_path")
     if checkpoint is not None:
+        run_checkpoints = saved_checkpoint_dir(checkpoint)
+        version = run_checkpoints.parent.name if run_checkpoints is not None else version
+        if option == "auto" and run_checkpoints is not None:
+            checkpoint = newest_state([checkpoint, newest_last(run_checkpoints)])
         fit_config.ckpt_path = str(checkpoint)
-        version = run_version(checkpoint) or version
         rank_zero_info(f"SLURM job {key} was requeued: resuming from {checkpoint}")
-    elif fit_config.get("ckpt_path") == "last":
+    elif option == "last":
         version = None  # the run that --ckpt_path last finds continues in its own folder
+    elif option == "auto":
+        resolve_last(fit_config, requeue_root=base)  # the jobs' folders are <base>/slurm-*
+        version = None if fit_config.get("ckpt_path") else version  # nothing found: a fresh run in slurm-<job>
     loggers = trainer.get("logger")
     for logger in loggers if isinstance(loggers, list) else [loggers]:
         init_args = getattr(logger, "init_args", None)

@@ -108,6 +108,7 @@ def test_requeued_job_continues_the_same_run_to_the_same_result(cluster):
     assert {0, 1} <= {int(r["step"]) for r in rows if r.get("train/loss")}, "rows from before the requeue kept"
     step, resumed_id, metrics = final_state(cluster / "runs" / "tiny" / "slurm-4242")
     assert (cluster / "runs" / "medtext" / run_id / "test_metrics.json").exists(), "tested once finished"
+    assert not (cluster / "runs" / "slurm-4242" / "hpc_ckpt_1.ckpt").exists(), "deleted once the run completed"
     assert expected[0] + 1 == 2 * DATA["num_train"] // 2 // DATA["batch_size"], "both epochs ran"
     print(f"requeued job: run folder runs/tiny/slurm-4242, W&B run {run_id} before and {resumed_id} after, "
           f"step {step}; uninterrupted: step {expected[0]}")
