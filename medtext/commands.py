@@ -22,7 +22,7 @@ import sys
 from typing import Callable, Optional
 
 from .class_paths import trust_command_line
-from .errors import MedtextError, Requeued
+from .errors import SWEEP_REQUEUE_EXIT, MedtextError, Requeued
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (add --test_after_fit true to test the best checkpoint)",
@@ -100,7 +100,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         run(list(sys.argv[1:] if argv is None else argv))
     except Requeued as requeued:  # not an error: the job runs again
+        from .wandb_runs import preempt_sweep_trial  # fit raised it: Lightning is loaded already
+
         print(f"medtext: {requeued}", file=sys.stderr)
+        # W&B ignores a run id inside a sweep, and a trial that exits 0 counts as finished: a sweep
+        # trial is marked preempting and fails, so the sweep runs it again; plain SLURM jobs exit 0
+        if preempt_sweep_trial(SWEEP_REQUEUE_EXIT):
+            print(f"medtext: W&B sweep trial marked preempting; exit status {SWEEP_REQUEUE_EXIT}", file=sys.stderr)
+            return SWEEP_REQUEUE_EXIT
         return 0
     except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
         cause = user_error(err)

@@ -13,6 +13,12 @@ class EncoderLoadError(MedtextError, OSError):
     """A pretrained encoder or tokenizer could not be found or downloaded."""
 
 
+# EX_TEMPFAIL of sysexits.h, "try again later": the exit status of a requeued W&B sweep trial. A sweep
+# counts a trial that exits 0 as finished, so a requeued trial must fail to be run again.
+SWEEP_REQUEUE_EXIT = 75
+
+
 class Requeued(Exception):
     """Raised on every rank once a requeue checkpoint is saved and the job requeued: the run stops at
-    once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0."""
+    once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0,
+    or inside a W&B sweep with :data:`SWEEP_REQUEUE_EXIT` after marking the run preempting."""

@@ -9,11 +9,15 @@ Resuming from a checkpoint continues the same W&B run: :class:`WandbRunId` store
 every checkpoint (``checkpoint["medtext_wandb_run_id"]``), and before the classes are instantiated
 :func:`resume_wandb_run` reads it back when ``fit`` is given ``--ckpt_path <file>`` and the logger is a ``WandbLogger`` without an explicit ``id``/``version``,
 and sets that id with ``resume="allow"``, so the resumed training logs into the same run.
-Under a sweep, W&B ignores the id: the agent decides which run a process belongs to.
+Under a sweep, W&B ignores the id: the agent decides which run a process belongs to. A sweep trial
+that is requeued (SIGUSR1 under SLURM) is therefore marked preempting and exits non-zero
+(:func:`preempt_sweep_trial`): the sweep then runs it again instead of counting it finished.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -153,3 +157,26 @@ def resume_wandb_run(config: Any) -> Optional[str]:
             rank_zero_info(f"resuming W&B run {run_id} from {ckpt_path}")
         return run_id
     return None
+
+
+def in_sweep(run: Any = None) -> bool:
+    """Whether this process is a W&B sweep trial: the agent sets ``WANDB_SWEEP_ID`` for the command it
+    starts (DDP ranks inherit it), and a run of a sweep knows its sweep."""
+    return bool(os.environ.get("WANDB_SWEEP_ID") or getattr(run, "sweep_id", None))
+
+
+def preempt_sweep_trial(exit_code: int) -> bool:
+    """Inside a W&B sweep, mark this process's W&B run preempting and finish it with ``exit_code``;
+    returns whether the process is a sweep trial. W&B's rule: a preempting run that ends with a
+    non-zero status is requeued by the sweep; status 0 means finished."""
+    module = sys.modules.get("wandb")  # no run unless wandb was imported; importing it here costs seconds
+    run = getattr(module, "run", None)  # only global rank zero has one
+    if not in_sweep(run):
+        return False
+    if run is not None:
+        try:
+            run.mark_preempting()  # reported to the server at once: SLURM stops a requeued job soon
+            run.finish(exit_code=exit_code)  # the run's status, whichever way the process then exits
+        except Exception as err:  # noqa: BLE001 - the exit status alone still makes the agent see a failure
+            warnings.warn(f"could not mark W&B run {run.id} preempting: {err}", stacklevel=2)
+    return True

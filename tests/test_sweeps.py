@@ -51,8 +51,17 @@ def test_sweep_config_is_valid(path):
     assert sweep["program"] == "medtext"  # `wandb agent` from the command line needs it (W&B's sweep docs)
     assert sweep["command"][:5] == ["${env}", "${interpreter}", "-m", "${program}", "fit"]
     assert sweep["command"][-1] == "${args}" and "configs/logger/wandb.yaml" in sweep["command"]
+    assert "--data.init_args.data_dir=${envvar:MEDTEXT_DATA_DIR}" in sweep["command"]  # no hand edit of the file
     assert all({"values", "value", "min"} & set(spec) for spec in sweep["parameters"].values())
     assert len(SWEEPS) >= 2
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
+def test_the_data_folder_comes_from_the_agents_environment(path, monkeypatch):
+    sweep = yaml.safe_load(path.read_text())
+    monkeypatch.setenv("MEDTEXT_DATA_DIR", "/data/corpus")
+    command = agent_command(sweep, {"model.init_args.encoder_lr": 3e-5})
+    assert command[-2:] == ["--data.init_args.data_dir=/data/corpus", "--model.init_args.encoder_lr=3e-05"]
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=sweep_id)
