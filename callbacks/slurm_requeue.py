@@ -1,15 +1,19 @@
-"""Requeue a SLURM job before its time limit, saving at a step boundary that all ranks agree on.
+"""Requeue a SLURM job before its time limit, saving at a point that all ranks agree on.
 
 ``#SBATCH --signal=SIGUSR1@90`` makes SLURM send SIGUSR1 to every task 90 s before the limit.
-Lightning's own handler saves the checkpoint inside the signal handler, on every rank at once,
-which can hang under DDP. Here the handler only raises a flag; after each training step the ranks
-agree whether any of them got the signal (one tiny all-reduce), and if so all of them save the
-full training state to ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's own folder, see
-``medtext.slurm``), rank zero runs ``scontrol requeue``, and every rank stops at once by raising
-:class:`medtext.errors.Requeued` (no validation or test in the little time left; the CLI exits 0).
-The requeued job runs the same command and resumes from that file. Once the run has completed
-(training ended normally), rank zero deletes the requeue checkpoints in the job's folder that the
-run's ``last.ckpt`` supersedes: each is a full training state, over a GB for a BERT-base encoder.
+Lightning's own handler saves inside the signal handler, on every rank at once, which can hang
+under DDP. Here the handler only raises a flag; the ranks agree whether any of them got it (one
+tiny all-reduce) at each safe point: after a training step, at the end of a validation inside an
+epoch, and when training has ended (a signal during the final validation). If so, all of them save
+the full training state to ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's folder, see
+``medtext.slurm``), rank zero runs ``scontrol requeue``, and every rank raises
+:class:`medtext.errors.Requeued` (a requeue, not an error, for the CLI). The requeued job runs the
+same command and resumes from that file; when training had ended, it trains nothing and only runs
+the test after fit. A signal after training (during that test) is absorbed: the short test
+finishes and the job completes, not requeued. So the handler outlives ``fit`` when
+:attr:`hold_handler` is set; the CLI sets it and calls :meth:`release` when the command ends.
+Once the run has completed, rank zero deletes the job's requeue checkpoints that the run's
+``last.ckpt`` supersedes: each is a full training state, over a GB for a BERT-base encoder.
 
 The CLI adds this callback under SLURM and sets Lightning's ``SLURMEnvironment(auto_requeue=False)``.
 """
@@ -22,15 +26,17 @@ from pathlib import Path
 from typing import Optional
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 
 from medtext.errors import Requeued
+from medtext.requeue_files import saved_step
 from medtext.slurm import (delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint, requeue,
                            slurm_job_key)
 
 
 class SlurmRequeue(pl.Callback):
-    """On ``requeue_signal`` (SIGUSR1): save at the next step boundary, requeue, stop at once.
+    """On ``requeue_signal`` (SIGUSR1): save at the next safe point, requeue, stop at once.
 
     Args:
         requeue_signal: the signal ``#SBATCH --signal`` sends (a name such as ``SIGUSR1``).
@@ -39,18 +45,45 @@ class SlurmRequeue(pl.Callback):
     def __init__(self, requeue_signal: str = "SIGUSR1"):
         self.requeue_signal = getattr(signal, requeue_signal)
         self.signalled = False
+        self.hold_handler = False  # True: the handler outlives fit's teardown, until release()
+        self._training_ended = False
         self._previous_handler = None
         self._key: Optional[str] = None
 
     def _handler(self, signum, frame) -> None:
-        self.signalled = True  # nothing else in a signal handler: the step boundary does the work
+        self.signalled = True  # nothing else in a signal handler: the safe points do the work
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            # Run after the ModelCheckpoints (Lightning puts them last): at a validation's end they have
+            # recorded its score (and saved), so the requeue checkpoint carries their state after it.
+            trainer.callbacks = [c for c in trainer.callbacks if c is not self] + [self]
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._key = slurm_job_key()
-        if self._key is not None and threading.current_thread() is threading.main_thread():
+        self._training_ended = False
+        if (self._key is not None and self._previous_handler is None
+                and threading.current_thread() is threading.main_thread()):
             self._previous_handler = signal.signal(self.requeue_signal, self._handler)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._requeue_if_signalled(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Only a validation inside an epoch: after the epoch's last one, ModelCheckpoint saves at the
+        # epoch's end (after this hook); the next step or on_train_end is then the safe point.
+        # is_last_batch is the same on every rank (equal shards), so all of them reduce here or none.
+        if (trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+                and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch):
+            self._requeue_if_signalled(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The last check: a signal during the final validation requeues here, with the finished
+        # training state (the requeued job's fit trains nothing and goes on to the test).
+        self._requeue_if_signalled(trainer)
+        self._training_ended = True
+
+    def _requeue_if_signalled(self, trainer: pl.Trainer) -> None:
         if self._key is None or not trainer.strategy.reduce_boolean_decision(self.signalled, all=False):
             return
         path = next_hpc_checkpoint(Path(trainer.default_root_dir))
@@ -71,15 +104,30 @@ class SlurmRequeue(pl.Callback):
             return  # only the folder medtext.slurm chose for this job, never another job's
         last = _run_last(trainer)
         deleted, kept = delete_requeue_checkpoints(folder, last) if last is not None else ([], [])
+        if kept:
+            # A job requeued once training had ended resumes and trains nothing: its requeue checkpoint
+            # holds last.ckpt's step but was written after it. The run has completed: superseded too.
+            done = [path for path in kept if saved_step(path) == saved_step(last)]
+            for path in done:
+                path.unlink(missing_ok=True)
+            deleted, kept = deleted + done, [path for path in kept if path not in done]
         if deleted:
             unless = f"; kept {', '.join(map(str, kept))} (a later state)" if kept else ""
             print(f"SLURM job {self._key} completed: deleted its requeue checkpoints {', '.join(map(str, deleted))} "
                   f"({last} holds a later state){unless}")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._previous_handler is not None:
-            signal.signal(self.requeue_signal, self._previous_handler)
-            self._previous_handler = None
+        if not self.hold_handler:
+            self.release()
+
+    def release(self) -> None:
+        """Put back the signal handler that was there before ``fit``; the CLI calls it when the command ends."""
+        if self._previous_handler is None:
+            return
+        signal.signal(self.requeue_signal, self._previous_handler)
+        self._previous_handler = None
+        if self.signalled and self._training_ended:
+            rank_zero_info(f"SLURM job {self._key}: the signal came after training; finished without a requeue")
 
 
 def _run_last(trainer: pl.Trainer) -> Optional[Path]:

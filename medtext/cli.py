@@ -171,11 +171,18 @@ class MedtextCLI(LightningCLI):
             check_before_fit(self.trainer, self.datamodule)
 
     def fit(self, model, **kwargs) -> None:
-        """``trainer.fit``; the run folder's lock is released if it fails (else by ``after_fit``)."""
+        """``trainer.fit``; the run folder's lock is released if it fails (else by ``after_fit``).
+        SlurmRequeue's signal handler stays until the command ends: a SLURM signal during the test after
+        fit is absorbed (the test finishes) instead of killing the job (callbacks/slurm_requeue.py)."""
+        requeuers = [c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)]
+        for requeuer in requeuers:
+            requeuer.hold_handler = True
         try:
             self.trainer.fit(model, **kwargs)
         except BaseException:
             self.run_lock.close()
+            for requeuer in requeuers:
+                requeuer.release()
             raise
 
     def after_fit(self) -> None:
@@ -183,6 +190,8 @@ class MedtextCLI(LightningCLI):
             self._test_after_fit()
         finally:
             self.run_lock.close()  # the run has ended: its leftover temporary files and the lock file go
+            for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
+                requeuer.release()  # the command's last step: the signal's default action is back
 
     def _test_after_fit(self) -> None:
         config = self.config[self.subcommand]

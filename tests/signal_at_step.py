@@ -1,5 +1,7 @@
 """A test-only callback: the given rank sends itself a signal (SIGUSR1, as SLURM does before the
-time limit) when training reaches ``step``."""
+time limit) when training reaches ``step``: before that training step (``during="train"``), at the
+first batch of the validation that runs at that step (``"validation"``), or at the first batch of a
+test (``"test"``, any step)."""
 
 import os
 import signal
@@ -8,9 +10,21 @@ import pytorch_lightning as pl
 
 
 class SignalAtStep(pl.Callback):
-    def __init__(self, step: int, rank: int = 0, signal_name: str = "SIGUSR1"):
-        self.step, self.rank, self.signum = step, rank, getattr(signal, signal_name)
+    def __init__(self, step: int, rank: int = 0, signal_name: str = "SIGUSR1", during: str = "train"):
+        self.step, self.rank, self.signum, self.during = step, rank, getattr(signal, signal_name), during
+
+    def _send(self, trainer, during: str) -> None:
+        at_step = during == "test" or trainer.global_step == self.step
+        if during == self.during and at_step and trainer.global_rank == self.rank:
+            os.kill(os.getpid(), self.signum)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step and trainer.global_rank == self.rank:
-            os.kill(os.getpid(), self.signum)
+        self._send(trainer, "train")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self._send(trainer, "validation")
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0:
+            self._send(trainer, "test")
