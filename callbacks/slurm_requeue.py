@@ -20,6 +20,7 @@ The CLI adds this callback under SLURM and sets Lightning's ``SLURMEnvironment(a
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -31,7 +32,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from medtext.errors import Requeued
 from medtext.requeue_files import saved_step
-from medtext.slurm import (delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint, requeue,
+from medtext.slurm import (job_folder, delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint, requeue,
                            slurm_job_key)
 
 
@@ -100,7 +101,7 @@ class SlurmRequeue(pl.Callback):
         folder = Path(trainer.default_root_dir)
         if self._key is None or not trainer.is_global_zero or trainer.interrupted:
             return
-        if folder.name != f"slurm-{self._key}":
+        if folder.name != job_folder(self._key, os.environ):
             return  # only the folder medtext.slurm chose for this job, never another job's
         last = _run_last(trainer)
         deleted, kept = delete_requeue_checkpoints(folder, last) if last is not None else ([], [])

@@ -3,7 +3,8 @@
 A SLURM job keeps its id when it is requeued (an array task: ``<array job id>_<task id>``). Under
 SLURM, ``fit`` keys everything by that id:
 
-- ``trainer.default_root_dir`` becomes ``<default_root_dir>/slurm-<job>``: the requeue checkpoint
+- ``trainer.default_root_dir`` becomes ``<default_root_dir>/slurm-<job>`` (a W&B sweep trial:
+  ``slurm-<job>-<run id>``, see :func:`job_folder`): the requeue checkpoint
   (``hpc_ckpt_<n>.ckpt``, written by :class:`callbacks.SlurmRequeue`) lands there, so no other job
   (a later run, a sweep trial) ever finds it;
 - a CSV or TensorBoard logger without a ``version`` logs to ``<save_dir>/<name>/slurm-<job>``, so the
@@ -52,6 +53,13 @@ def slurm_job_key(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     return key if key and re.fullmatch(r"[0-9_]+", key) else None
 
 
+def job_folder(key: str, environ: Mapping[str, str]) -> str:
+    """``slurm-<job>``; for a W&B sweep trial ``slurm-<job>-<run id>``: a requeued job's agent may be
+    handed another trial, which must not resume this one's requeue checkpoint with its own values."""
+    run_id = environ.get("WANDB_RUN_ID") if environ.get("WANDB_SWEEP_ID") else None
+    return f"slurm-{key}-{run_id}" if run_id and re.fullmatch(r"[A-Za-z0-9_-]+", run_id) else f"slurm-{key}"
+
+
 def prepare_slurm_fit(fit_config, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """Key a parsed ``fit`` config (in place) by the SLURM job, and resume a requeued job from its
     requeue checkpoint (newer than any ``--ckpt_path`` of the command; ``auto``: the newest state of
@@ -62,9 +70,10 @@ def prepare_slurm_fit(fit_config, environ: Optional[Mapping[str, str]] = None) -
         return None
     trainer = fit_config.trainer
     base = Path(trainer.get("default_root_dir") or "runs")
-    root = base / f"slurm-{key}"
+    folder = job_folder(key, os.environ if environ is None else environ)
+    root = base / folder
     trainer.default_root_dir = str(root)
-    version: Optional[str] = f"slurm-{key}"
+    version: Optional[str] = folder
     checkpoint = latest_hpc_checkpoint(root)
     option = fit_config.get("ckpt_path")
     if checkpoint is not None:

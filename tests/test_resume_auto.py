@@ -92,6 +92,28 @@ def test_auto_under_slurm_starts_fresh_in_the_jobs_folder_or_takes_the_later_sta
     assert requeued.ckpt_path == str(hpc)
 
 
+def trial_config() -> Namespace:
+    config = last_config(csv_logger())
+    config.ckpt_path = None  # a sweep trial's command: no --ckpt_path
+    return config
+
+
+def test_a_sweep_trial_never_resumes_another_trials_requeue_checkpoint(tmp_path, capsys):
+    first = {**JOB, "WANDB_SWEEP_ID": "sweep1", "WANDB_RUN_ID": "trial1"}
+    run_checkpoints = Path("runs/hoc/slurm-7-trial1/checkpoints")
+    hpc = state(Path("runs/slurm-7-trial1/hpc_ckpt_1.ckpt"), 3, run_checkpoints)
+    other = trial_config()
+    prepare_slurm_fit(other, {**first, "WANDB_RUN_ID": "trial2"})  # the requeued job's agent got another trial
+    assert other.ckpt_path is None and other.trainer.default_root_dir == "runs/slurm-7-trial2"
+    assert other.trainer.logger.init_args.version == "slurm-7-trial2"
+    same = trial_config()
+    prepare_slurm_fit(same, first)  # the preempted trial itself, handed out again to this job
+    assert same.ckpt_path == str(hpc) and same.trainer.logger.init_args.version == "slurm-7-trial1"
+    outside = trial_config()
+    prepare_slurm_fit(outside, {**JOB, "WANDB_RUN_ID": "trial1"})  # not a sweep: the job's own folder
+    assert outside.trainer.default_root_dir == "runs/slurm-7"
+
+
 class FakeTrainer(Namespace):
     def __init__(self, root: Path, run_checkpoints: Path, rank: int = 0):
         super().__init__(default_root_dir=str(root), is_global_zero=rank == 0, interrupted=False,

@@ -160,7 +160,7 @@ def test_wandb_agent_sees_a_requeued_trial_fail_with_its_run_preempting(tiny_enc
     assert agent._failed == 1  # the agent counts the trial failed, not completed
     assert any(states.get("trial1") for states in heartbeats)  # it reported the trial running meanwhile
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
-    assert list((tmp_path / "runs" / "slurm-4242").glob("hpc_ckpt_*.ckpt"))
+    assert list((tmp_path / "runs" / "slurm-4242-trial1").glob("hpc_ckpt_*.ckpt"))  # keyed by the trial too
     (run_file,) = (tmp_path / "runs" / "wandb").glob("offline-run-*-trial1/run-trial1.wandb")
     records = run_records(run_file)
     kinds = [record.WhichOneof("record_type") for record in records]
