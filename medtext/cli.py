@@ -39,6 +39,7 @@ from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run
 from .ensemble import add_ensemble_argument, attach_ensemble, check_members
 from .errors import DataError
+from .requeue_files import saved_step
 from .resume import keep_csv_rows, resolve_last
 from .run_lock import RunLocks
 from .slurm import prepare_slurm_fit
@@ -160,7 +161,8 @@ class MedtextCLI(LightningCLI):
 
     def _prepare_fit(self) -> None:
         if self.config[self.subcommand].get("ckpt_path"):
-            keep_csv_rows(self.trainer)  # a resumed run keeps the rows logged before
+            ckpt_path = Path(self.config[self.subcommand]["ckpt_path"])  # a resumed run keeps the rows logged before
+            keep_csv_rows(self.trainer, saved_step(ckpt_path) if ckpt_path.is_file() else None)
         if self.trainer.fast_dev_run:
             for callback in self.trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):

@@ -152,9 +152,12 @@ def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
     print(f"resuming from {checkpoint}")
 
 
-def keep_csv_rows(trainer) -> None:
+def keep_csv_rows(trainer, resumed_step: Optional[int] = None) -> None:
     """A resumed run keeps the ``metrics.csv`` rows its CSV logger wrote before: Lightning's CSV
-    logger deletes an existing run folder's ``metrics.csv`` when it starts (call before ``fit``)."""
+    logger deletes an existing run folder's ``metrics.csv`` when it starts (call before ``fit``).
+    Rows of steps from ``resumed_step`` on (the checkpoint's ``global_step``) are dropped: the
+    resumed run trains and logs those steps again (after a crash or kill, they were logged past the
+    last save)."""
     from pytorch_lightning.loggers import CSVLogger
 
     for logger in trainer.loggers:
@@ -163,6 +166,15 @@ def keep_csv_rows(trainer) -> None:
             continue
         text = path.read_text(encoding="utf-8")
         header = next(csv.reader(io.StringIO(text)), [])
+        if resumed_step is not None and "step" in header:
+            rows = list(csv.DictReader(io.StringIO(text)))
+            kept = [row for row in rows if not (row["step"].isdigit() and int(row["step"]) >= resumed_step)]
+            if len(kept) < len(rows):
+                buffer = io.StringIO()
+                writer_ = csv.DictWriter(buffer, fieldnames=header, lineterminator="\r\n" if "\r\n" in text else "\n")
+                writer_.writeheader()
+                writer_.writerows(kept)
+                text = buffer.getvalue()
         writer = logger.experiment  # creating it removes the file
         atomic_write_text(path, text)
         writer.metrics_keys = [*header, *(key for key in writer.metrics_keys if key not in header)]

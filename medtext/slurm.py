@@ -36,6 +36,7 @@ from typing import Mapping, Optional
 from pytorch_lightning.utilities import rank_zero_info
 
 from .errors import MedtextError
+from .job_fits import fit_fingerprint, fit_folder
 # delete_requeue_checkpoints and next_hpc_checkpoint: for callbacks.SlurmRequeue, which imports only medtext.slurm
 from .requeue_files import (delete_requeue_checkpoints, latest_hpc_checkpoint, newest_state,  # noqa: F401
                             next_hpc_checkpoint, saved_checkpoint_dir)
@@ -68,14 +69,23 @@ def prepare_slurm_fit(fit_config, environ: Optional[Mapping[str, str]] = None) -
     key = slurm_job_key(environ)
     if key is None:
         return None
+    environ = os.environ if environ is None else environ
     trainer = fit_config.trainer
     base = Path(trainer.get("default_root_dir") or "runs")
-    folder = job_folder(key, os.environ if environ is None else environ)
+    folder, moved = fit_folder(base, job_folder(key, environ), fit_fingerprint(fit_config, environ))
+    if moved:
+        rank_zero_info(f"SLURM job {key}: {moved}")
     root = base / folder
     trainer.default_root_dir = str(root)
     version: Optional[str] = folder
     checkpoint = latest_hpc_checkpoint(root)
     option = fit_config.get("ckpt_path")
+    if checkpoint is None and option is None and restarted(environ) and _name_run(trainer, folder):
+        # requeued with no requeue checkpoint (SIGTERM, a node failure, preemption): this fit's own
+        # run folder (named above) holds its newest state, if it saved one
+        rank_zero_info(f"SLURM job {key} was restarted ({environ.get('SLURM_RESTART_COUNT')}) without a requeue "
+                       "checkpoint: resuming this fit's last.ckpt if it has one (as --ckpt_path auto)")
+        fit_config.ckpt_path = option = "auto"
     if checkpoint is not None:
         run_checkpoints = saved_checkpoint_dir(checkpoint)
         version = run_checkpoints.parent.name if run_checkpoints is not None else version
@@ -88,13 +98,31 @@ def prepare_slurm_fit(fit_config, environ: Optional[Mapping[str, str]] = None) -
     elif option == "auto":
         resolve_last(fit_config, requeue_root=base)  # the jobs' folders are <base>/slurm-*
         version = None if fit_config.get("ckpt_path") else version  # nothing found: a fresh run in slurm-<job>
+    if version:
+        _name_run(trainer, version)
+    return key
+
+
+def restarted(environ: Mapping[str, str]) -> bool:
+    """Whether SLURM restarted this job (``SLURM_RESTART_COUNT`` > 0: requeued by a signal, ``scontrol``,
+    a node failure or preemption)."""
+    count = environ.get("SLURM_RESTART_COUNT") or "0"
+    return count.isdigit() and int(count) > 0
+
+
+def _name_run(trainer, version: str) -> bool:
+    """Give the CSV/TensorBoard loggers that name no run ``version``; whether this fit's run folder is
+    known (a W&B run's id is not, before it resumes: it is never guessed from other jobs' runs)."""
     loggers = trainer.get("logger")
+    named = loggers is False
     for logger in loggers if isinstance(loggers, list) else [loggers]:
         init_args = getattr(logger, "init_args", None)
         class_name = str(getattr(logger, "class_path", "")).rsplit(".", 1)[-1]
-        if version and init_args is not None and class_name in VERSIONED_LOGGERS and init_args.get("version") is None:
-            init_args.version = version
-    return key
+        if init_args is not None and class_name in VERSIONED_LOGGERS:
+            if init_args.get("version") is None:
+                init_args.version = version
+            named = named or logger is (loggers[0] if isinstance(loggers, list) else loggers)
+    return named
 
 
 def requeue(key: str) -> None:

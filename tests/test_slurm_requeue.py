@@ -154,7 +154,7 @@ def test_requeue_checkpoint_wins_and_keeps_its_run_folder(tmp_path):
     prepare_slurm_fit(resuming, job)
     assert resuming.trainer.logger.init_args.version is None, "--ckpt_path last picks the run folder"
 
-    (tmp_path / "runs" / "slurm-7").mkdir(parents=True)
+    (tmp_path / "runs" / "slurm-7").mkdir(parents=True, exist_ok=True)  # holds the fit's fingerprint
     state = {"ModelCheckpoint{'monitor': None}": {"dirpath": str(tmp_path / "runs/x/version_3/checkpoints")}}
     for number in (1, 2):
         torch.save({"callbacks": state}, tmp_path / "runs" / "slurm-7" / f"hpc_ckpt_{number}.ckpt")
