@@ -4,7 +4,8 @@ A SLURM job keeps its id when it is requeued (an array task: ``<array job id>_<t
 SLURM, ``fit`` keys everything by that id:
 
 - ``trainer.default_root_dir`` becomes ``<default_root_dir>/slurm-<job>`` (a W&B sweep trial:
-  ``slurm-<job>-<run id>``, see :func:`job_folder`): the requeue checkpoint
+  ``slurm-<job>-<run id>``, see :func:`job_folder`; a job's second fit of another config, seed or
+  step: ``slurm-<job>-<fingerprint>``, see ``medtext.job_fits``): the requeue checkpoint
   (``hpc_ckpt_<n>.ckpt``, written by :class:`callbacks.SlurmRequeue`) lands there, so no other job
   (a later run, a sweep trial) ever finds it;
 - a CSV or TensorBoard logger without a ``version`` logs to ``<save_dir>/<name>/slurm-<job>``, so the
@@ -15,6 +16,8 @@ SLURM, ``fit`` keys everything by that id:
   that run's ``last.ckpt`` is taken instead when it holds a later step (the job was requeued again
   after the requeue checkpoint, by a node failure say). Without one, ``auto`` resumes the run that
   ``last`` would find, else starts fresh in ``slurm-<job>`` (``medtext.resume``);
+- a job SLURM restarted without a requeue checkpoint (SIGTERM, a node failure) resumes its fit's
+  own ``last.ckpt`` as ``auto`` would, when its run folder is known (a CSV or TensorBoard logger);
 - once the run has completed, :class:`callbacks.SlurmRequeue` deletes the requeue checkpoints in
   that folder.
 
