@@ -15,7 +15,7 @@ from medtext.commands import main
 from medtext.errors import MedtextError
 from medtext.resume import resolve_last
 from medtext.slurm import prepare_slurm_fit
-from test_resume_last import MODEL, OTHER_MODEL, csv_logger, make_run, namespace
+from test_resume_last import MODEL, OTHER_MODEL, csv_logger, make_run
 from test_resume_last import fit_config as last_config
 
 JOB = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "medtext"}
