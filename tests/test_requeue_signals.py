@@ -21,6 +21,7 @@ from cli_helpers import tiny_config
 from conftest import ROOT
 from medtext.commands import main
 from medtext.errors import Requeued
+from slurm_stub import stub_scontrol
 
 JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
        "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
@@ -36,11 +37,7 @@ def signal_at(during: str, step: int = 0) -> list[str]:
 @pytest.fixture
 def cluster(tiny_encoder, tmp_path, monkeypatch):
     """This process as task 0 of a one-task SLURM job 4242, with ``scontrol`` stubbed; returns ``fit`` args."""
-    (tmp_path / "bin").mkdir()
-    stub = tmp_path / "bin" / "scontrol"
-    stub.write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    stub.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{stub_scontrol(tmp_path)}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SCONTROL_LOG", str(tmp_path / "scontrol.log"))
     for name, value in JOB.items():
         monkeypatch.setenv(name, value)
@@ -54,10 +51,7 @@ def ddp_cluster(tiny_encoder, tmp_path):
     """The folder of a two-task DDP job as test_slurm_requeue.py runs it (``run_job``): 2 epochs of 6 steps."""
     from test_slurm_requeue import DATA as DDP_DATA
 
-    (tmp_path / "bin").mkdir()
-    stub = tmp_path / "bin" / "scontrol"
-    stub.write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    stub.chmod(0o755)
+    stub_scontrol(tmp_path)
     tiny_config(tmp_path / "fit.yaml", tiny_encoder, {**DDP_DATA, "data_dir": str(tmp_path / "data")},
                 "data_modules.SyntheticAbstractsDataModule", max_epochs=2, devices=2, strategy="ddp")
     return tmp_path

@@ -15,6 +15,7 @@ from medtext.commands import main
 from medtext.errors import MedtextError
 from medtext.resume import resolve_last
 from medtext.slurm import prepare_slurm_fit
+from slurm_stub import stub_scontrol
 from test_resume_last import MODEL, OTHER_MODEL, csv_logger, make_run
 from test_resume_last import fit_config as last_config
 
@@ -164,11 +165,7 @@ def test_auto_fit_starts_fresh_then_resumes_its_run(fit_yaml, capsys):
 
 def test_requeued_job_resumes_with_auto_and_deletes_its_requeue_checkpoint(fit_yaml, tmp_path, monkeypatch, capfd,
                                                                            caplog):
-    (tmp_path / "bin").mkdir()
-    stub = tmp_path / "bin" / "scontrol"
-    stub.write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    stub.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{stub_scontrol(tmp_path)}{os.pathsep}{os.environ['PATH']}")
     for name, value in {**JOB, "SLURM_JOB_ID": "4242", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1",
                         "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODELIST": "127.0.0.1",
                         "SLURM_STEP_ID": "0", "SCONTROL_LOG": str(tmp_path / "scontrol.log")}.items():

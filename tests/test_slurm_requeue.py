@@ -19,6 +19,7 @@ import yaml
 from cli_helpers import tiny_config
 from conftest import ROOT
 from medtext.slurm import slurm_job_key
+from slurm_stub import stub_scontrol
 
 DATA = {"num_train": 48, "num_val": 12, "num_test": 8, "batch_size": 4}  # 6 steps per epoch on each of 2 ranks
 WANDB = {"class_path": "pytorch_lightning.loggers.WandbLogger",
@@ -72,10 +73,7 @@ def best_score(run: Path) -> tuple[str, float]:
 
 @pytest.fixture
 def cluster(tiny_encoder, tmp_path):
-    (tmp_path / "bin").mkdir()
-    stub = tmp_path / "bin" / "scontrol"
-    stub.write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    stub.chmod(0o755)
+    stub_scontrol(tmp_path)
     config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {**DATA, "data_dir": str(tmp_path / "data")},
                          "data_modules.SyntheticAbstractsDataModule", max_epochs=2, accelerator="cpu",
                          devices=2, strategy="ddp")

@@ -23,6 +23,7 @@ import yaml
 from conftest import ROOT
 from medtext import commands
 from medtext.errors import SWEEP_REQUEUE_EXIT, Requeued
+from slurm_stub import stub_scontrol
 from sweep_helpers import repo_like, sample, tiny_overrides
 
 SWEEP_SBATCH = ROOT / "scripts" / "slurm" / "sweep.sbatch"
@@ -135,9 +136,7 @@ def test_wandb_agent_sees_a_requeued_trial_fail_with_its_run_preempting(tiny_enc
     monkeypatch.setattr(wandb_agent, "Agent", Agent)
     monkeypatch.setattr(wandb_agent, "AgentProcess", AgentProcess)
 
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
-    (tmp_path / "bin" / "scontrol").chmod(0o755)
+    stub_scontrol(tmp_path)
     environment = {  # what the trial inherits from the agent: a one-task SLURM job, offline W&B
         "PATH": os.pathsep.join([str(tmp_path / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]]),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]), "SCONTROL_LOG": str(tmp_path / "scontrol.log"),
