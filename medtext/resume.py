@@ -152,6 +152,19 @@ def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
     print(f"resuming from {checkpoint}")
 
 
+def rows_before_step(text: str, header: list[str], step: int) -> str:
+    """``metrics.csv`` text without the rows of steps from ``step`` on (unchanged if there are none)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    kept = [row for row in rows if not (row["step"].isdigit() and int(row["step"]) >= step)]
+    if len(kept) == len(rows):
+        return text
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\r\n" if "\r\n" in text else "\n")
+    writer.writeheader()
+    writer.writerows(kept)
+    return buffer.getvalue()
+
+
 def keep_csv_rows(trainer, resumed_step: Optional[int] = None) -> None:
     """A resumed run keeps the ``metrics.csv`` rows its CSV logger wrote before: Lightning's CSV
     logger deletes an existing run folder's ``metrics.csv`` when it starts (call before ``fit``).
@@ -167,14 +180,7 @@ def keep_csv_rows(trainer, resumed_step: Optional[int] = None) -> None:
         text = path.read_text(encoding="utf-8")
         header = next(csv.reader(io.StringIO(text)), [])
         if resumed_step is not None and "step" in header:
-            rows = list(csv.DictReader(io.StringIO(text)))
-            kept = [row for row in rows if not (row["step"].isdigit() and int(row["step"]) >= resumed_step)]
-            if len(kept) < len(rows):
-                buffer = io.StringIO()
-                writer_ = csv.DictWriter(buffer, fieldnames=header, lineterminator="\r\n" if "\r\n" in text else "\n")
-                writer_.writeheader()
-                writer_.writerows(kept)
-                text = buffer.getvalue()
+            text = rows_before_step(text, header, resumed_step)
         writer = logger.experiment  # creating it removes the file
         atomic_write_text(path, text)
         writer.metrics_keys = [*header, *(key for key in writer.metrics_keys if key not in header)]
