@@ -143,11 +143,9 @@ class MedtextCLI(LightningCLI):
             self.parser.set_defaults({"validate.verbose": False, "test.verbose": False})
 
     def before_fit(self) -> None:
-        """The run folder is locked (``medtext/run_lock.py``) from here until the fit ends, also on an
-        error; a W&B run starts here, recording the command line without secrets. A resumed run keeps
-        its ``metrics.csv`` rows. ``fast_dev_run`` writes no checkpoint: Lightning skips every
-        ModelCheckpoint save then, except ``on_train_end``'s ``save_last`` one (a full ``last.ckpt``),
-        which this turns off."""
+        """Lock the run folder (``medtext/run_lock.py``) until the fit ends; start a W&B run recording the
+        command line without secrets; keep a resumed run's ``metrics.csv`` rows; ``fast_dev_run``: no
+        ``last.ckpt`` either (Lightning skips every other save then)."""
         self.run_lock = RunLocks()
         try:
             self.run_lock.lock_folders(self.trainer)  # rank zero, before anything is written into them
@@ -173,27 +171,28 @@ class MedtextCLI(LightningCLI):
             check_before_fit(self.trainer, self.datamodule)
 
     def fit(self, model, **kwargs) -> None:
-        """``trainer.fit``; the run folder's lock is released if it fails (else by ``after_fit``).
-        SlurmRequeue's signal handler stays until the command ends: a SLURM signal during the test after
-        fit is absorbed (the test finishes) instead of killing the job (callbacks/slurm_requeue.py)."""
-        requeuers = [c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)]
-        for requeuer in requeuers:
+        """``trainer.fit``, with SlurmRequeue's signal handler kept until the command ends (a signal during
+        the test after fit lets the test finish, callbacks/slurm_requeue.py); a failure ends the fit."""
+        for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
             requeuer.hold_handler = True
         try:
             self.trainer.fit(model, **kwargs)
         except BaseException:
-            self.run_lock.close()
-            for requeuer in requeuers:
-                requeuer.release()
+            self._end_fit()
             raise
 
     def after_fit(self) -> None:
         try:
             self._test_after_fit()
         finally:
-            self.run_lock.close()  # the run has ended: its leftover temporary files and the lock file go
-            for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
-                requeuer.release()  # the command's last step: the signal's default action is back
+            self._end_fit()
+
+    def _end_fit(self) -> None:
+        """The command's last step: the lock file and the run's leftover temporary files go, and the
+        requeue signal's default action is back."""
+        self.run_lock.close()
+        for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
+            requeuer.release()
 
     def _test_after_fit(self) -> None:
         config = self.config[self.subcommand]
