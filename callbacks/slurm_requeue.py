@@ -34,6 +34,7 @@ from medtext.errors import Requeued
 from medtext.requeue_files import saved_step
 from medtext.slurm import (job_folder, delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint, requeue,
                            slurm_job_key)
+from medtext.wandb_runs import mark_sweep_trial_preempting
 
 
 class SlurmRequeue(pl.Callback):
@@ -91,6 +92,8 @@ class SlurmRequeue(pl.Callback):
         trainer.save_checkpoint(path)  # every rank takes part; rank zero writes
         rank_zero_info(f"SLURM job {self._key}: saved {path} at step {trainer.global_step}; requeueing")
         if trainer.is_global_zero:
+            # Mark a sweep trial first: after ``scontrol requeue`` SLURM may stop the job at any moment
+            mark_sweep_trial_preempting()
             requeue(self._key)
         raise Requeued(f"SLURM job {self._key} requeued; it resumes from {path}")
 

@@ -39,6 +39,7 @@ from .classifier import TextClassifier
 from .config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run
 from .ensemble import add_ensemble_argument, attach_ensemble, check_members
 from .errors import DataError
+from .fit_completion import record_completed
 from .requeue_files import saved_step
 from .resume import keep_csv_rows, resolve_last
 from .run_lock import RunLocks
@@ -87,6 +88,12 @@ class MedtextCLI(LightningCLI):
             return getattr(datamodule, name)
         return getattr(self.checkpoint, name)
 
+    def _set_seed(self) -> None:
+        """Lightning's, keeping the seed as given (``True``: random) for telling runs apart."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        self.seed_option = config.get("seed_everything")
+        super()._set_seed()
+
     def _parse_ckpt_path(self) -> None:
         """Nothing: the checkpoint's model settings are already the parser's defaults
         (:func:`medtext.checkpoint.checkpoint_defaults`). Lightning's hook would load the whole
@@ -102,8 +109,14 @@ class MedtextCLI(LightningCLI):
             print(f"this GPU has no bf16: using trainer.precision={precision}")
             config.trainer.precision = precision
         if self.subcommand == "fit":
-            prepare_slurm_fit(config)  # under SLURM: the job's own folders; a requeued job resumes
-            resolve_last(config)  # --ckpt_path last: this config's run's last.ckpt
+            # which run is this one's is decided by the seed as given: `true` (a random seed) is the
+            # same fit on every rank and after a requeue, whatever number each process drew
+            chosen, config.seed_everything = config.seed_everything, self.seed_option
+            try:
+                prepare_slurm_fit(config)  # under SLURM: the job's own folders; a requeued job resumes
+                resolve_last(config)  # --ckpt_path last: this config's run's last.ckpt
+            finally:
+                config.seed_everything = chosen
             resume_wandb_run(config)  # --ckpt_path continues the checkpoint's W&B run
         ckpt_path = config.get("ckpt_path")
         if isinstance(ckpt_path, (str, Path)) and Path(ckpt_path).is_file():
@@ -183,9 +196,21 @@ class MedtextCLI(LightningCLI):
 
     def after_fit(self) -> None:
         try:
-            self._test_after_fit()
+            tested = self._test_after_fit()
+            self._record_completed(tested)
         finally:
             self._end_fit()
+
+    def _record_completed(self, tested: bool) -> None:
+        """``fit_completed.json`` beside ``last.ckpt``: ``--ckpt_path auto`` run again has nothing to do."""
+        # by name, not last_model_path: a resumed run that trained nothing saved no last.ckpt of its own
+        lasts = [Path(c.dirpath) / f"{c.CHECKPOINT_NAME_LAST}{c.FILE_EXTENSION}" for c in self.trainer.checkpoint_callbacks
+                 if isinstance(c, ModelCheckpoint) and c.save_last and c.dirpath]
+        if lasts and self.trainer.is_global_zero and lasts[0].is_file():
+            # the step last.ckpt holds: with save_last alone, Lightning refreshes it only with a new best
+            step = saved_step(lasts[0])
+            if step is not None:
+                record_completed(lasts[0], step, self.config[self.subcommand].trainer, tested)
 
     def _end_fit(self) -> None:
         """The command's last step: the lock file and the run's leftover temporary files go, and the
@@ -194,16 +219,18 @@ class MedtextCLI(LightningCLI):
         for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
             requeuer.release()
 
-    def _test_after_fit(self) -> None:
+    def _test_after_fit(self) -> bool:
+        """Test the best checkpoint when asked; whether a test ran."""
         config = self.config[self.subcommand]
         if not config.get("test_after_fit"):
-            return
+            return False
         if not self.datamodule.split_file("test"):
             rank_zero_info("test_after_fit: no data.test_file, skipping the test")
-            return
+            return False
         checkpoint = self.trainer.checkpoint_callback  # the first ModelCheckpoint: the best by its metric
         ckpt_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
+        return True
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import sys
 from typing import Callable, Optional
 
 from .class_paths import trust_command_line
-from .errors import SWEEP_REQUEUE_EXIT, MedtextError, Requeued
+from .errors import SWEEP_REQUEUE_EXIT, FitCompleted, MedtextError, Requeued
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (add --test_after_fit true to test the best checkpoint)",
@@ -94,11 +94,24 @@ def run(argv: list[str]) -> None:
                            f"{', '.join([*LIGHTNING_COMMANDS, *COMMANDS])} (medtext --help)")
 
 
+def requeue_exit_status() -> int:
+    """A requeued job's exit status outside a sweep: 0 (the job runs again), unless a batch script that
+    runs several fits asks for another one in ``MEDTEXT_REQUEUE_EXIT`` to stop its loop there."""
+    value = os.environ.get("MEDTEXT_REQUEUE_EXIT", "0")
+    if value.isdigit() and int(value) < 256:
+        return int(value)
+    print(f"medtext: MEDTEXT_REQUEUE_EXIT={value!r} is not an exit status (0-255); exiting 0", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run a command; a user error (bad input, bad option value) is one line on stderr, exit 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         run(list(sys.argv[1:] if argv is None else argv))
+    except FitCompleted as completed:  # --ckpt_path auto on a finished run
+        print(f"medtext: {completed}")
+        return 0
     except Requeued as requeued:  # not an error: the job runs again
         from .wandb_runs import preempt_sweep_trial  # fit raised it: Lightning is loaded already
 
@@ -108,7 +121,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if preempt_sweep_trial(SWEEP_REQUEUE_EXIT):
             print(f"medtext: W&B sweep trial marked preempting; exit status {SWEEP_REQUEUE_EXIT}", file=sys.stderr)
             return SWEEP_REQUEUE_EXIT
-        return 0
+        return requeue_exit_status()
     except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
         cause = user_error(err)
         if cause is None:

@@ -18,7 +18,12 @@ class EncoderLoadError(MedtextError, OSError):
 SWEEP_REQUEUE_EXIT = 75
 
 
+class FitCompleted(Exception):
+    """``fit --ckpt_path auto`` found its run completed (``medtext/fit_completion.py``): nothing to do,
+    exit status 0 (a requeued job's seed loop skips its finished fits)."""
+
+
 class Requeued(Exception):
     """Raised on every rank once a requeue checkpoint is saved and the job requeued: the run stops at
-    once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0,
-    or inside a W&B sweep with :data:`SWEEP_REQUEUE_EXIT` after marking the run preempting."""
+    once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0
+    (or ``MEDTEXT_REQUEUE_EXIT``, which ``scripts/slurm/fit.sbatch``'s seed loop sets), or inside a W&B sweep with :data:`SWEEP_REQUEUE_EXIT` after marking the run preempting."""

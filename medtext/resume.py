@@ -7,7 +7,7 @@ CSV and TensorBoard, ``<save_dir>/<project>/<run id>/`` for W&B (whatever its di
 
 - The logger names its run (CSV/TensorBoard ``version``, W&B ``id``): that run's ``last.ckpt`` only.
 - Otherwise, the run folders holding a ``last.ckpt`` whose ``config.yaml`` has this command's
-  ``model`` and ``data`` (a rerun of the same command after a crash; runs of other configs or
+  ``model``, ``data`` and ``seed_everything`` (a rerun of the same command after a crash; runs of other configs or
   other sweep values sharing the folder are never taken; a run without ``config.yaml`` counts).
   Exactly one: it is resumed. Several (an earlier finished run of the same command, or a
   concurrent one): ambiguous, medtext stops with one line listing them; pass the file, or give
@@ -20,7 +20,8 @@ The resumed run continues in the same run folder (``version`` set to it); for W&
 the same run is found by the same rules (several candidates are ambiguous as for ``last``), but when
 there is none, ``fit`` starts fresh (``ckpt_path`` None) and says so in one line. It also takes a
 requeue checkpoint of that run (``hpc_ckpt_<n>.ckpt`` in ``<default_root_dir>/slurm-<job>``, see
-``medtext.slurm``) when it holds a later step than the run's ``last.ckpt``.
+``medtext.slurm``) when it holds a later step than the run's ``last.ckpt``. A run that has completed
+(``medtext/fit_completion.py``) is not resumed: ``auto`` says so and the command does nothing.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from typing import Any, Optional
 
 import yaml
 
-from .errors import MedtextError
 from .atomic_files import atomic_write_text
-from .requeue_files import newest_state, run_requeue_checkpoints
+from .errors import FitCompleted, MedtextError
+from .fit_completion import completed_record
+from .requeue_files import newest_state, run_requeue_checkpoints, saved_step
 
 VERSIONED_LOGGERS = ("CSVLogger", "TensorBoardLogger")
 RESUME_OPTIONS = ("last", "auto")
@@ -67,15 +69,18 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def same_experiment(run_folder: Path, fit_config) -> Optional[bool]:
-    """Whether the run's ``config.yaml`` has the ``model`` and ``data`` of ``fit_config`` (values
-    both give must agree); ``None`` when the run has no readable ``config.yaml``."""
+    """Whether the run's ``config.yaml`` has the ``model``, ``data`` and seed of ``fit_config`` (values
+    both give must agree: a seed loop's fits share a folder and must not resume each other); ``None``
+    when the run has no readable ``config.yaml``."""
     try:
         saved = yaml.safe_load((run_folder / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
     if not isinstance(saved, dict):
         return None
-    for section in ("model", "data"):
+    sections = ("model", "data") if isinstance(fit_config.get("seed_everything"), bool) else (
+        "model", "data", "seed_everything")  # a random seed (`true`) is saved as the number drawn
+    for section in sections:
         ours, theirs = _flat(fit_config.get(section)), _flat(saved.get(section))
         if any(theirs[key] != value for key, value in ours.items() if key in theirs):
             return False
@@ -145,6 +150,9 @@ def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
     if option == "auto":  # a job of this run requeued after the last.ckpt was written, and never restarted
         root = Path(requeue_root or fit_config.trainer.get("default_root_dir") or ".")
         checkpoint = newest_state([last, *run_requeue_checkpoints(last.parent, root)])
+        record = completed_record(last, saved_step(last), fit_config) if checkpoint == last else None
+        if record is not None:
+            raise FitCompleted(f"--ckpt_path auto: the run of {last} has completed ({record}): nothing to do")
     fit_config.ckpt_path = str(checkpoint)
     _, run, init_args = _logger_runs(fit_config)
     if run is None and init_args is not None:

@@ -165,18 +165,33 @@ def in_sweep(run: Any = None) -> bool:
     return bool(os.environ.get("WANDB_SWEEP_ID") or getattr(run, "sweep_id", None))
 
 
-def preempt_sweep_trial(exit_code: int) -> bool:
-    """Inside a W&B sweep, mark this process's W&B run preempting and finish it with ``exit_code``;
-    returns whether the process is a sweep trial. W&B's rule: a preempting run that ends with a
-    non-zero status is requeued by the sweep; status 0 means finished."""
+def mark_sweep_trial_preempting() -> bool:
+    """Inside a W&B sweep, mark this process's W&B run preempting; returns whether the process is a
+    sweep trial. Called before ``scontrol requeue``: once the job is requeued SLURM may stop it at
+    any moment, and the mark is what makes the sweep hand the trial out again."""
     module = sys.modules.get("wandb")  # no run unless wandb was imported; importing it here costs seconds
     run = getattr(module, "run", None)  # only global rank zero has one
     if not in_sweep(run):
         return False
     if run is not None:
         try:
-            run.mark_preempting()  # reported to the server at once: SLURM stops a requeued job soon
-            run.finish(exit_code=exit_code)  # the run's status, whichever way the process then exits
+            run.mark_preempting()  # reported to the server at once
         except Exception as err:  # noqa: BLE001 - the exit status alone still makes the agent see a failure
             warnings.warn(f"could not mark W&B run {run.id} preempting: {err}", stacklevel=2)
+    return True
+
+
+def preempt_sweep_trial(exit_code: int) -> bool:
+    """Inside a W&B sweep, finish this process's W&B run, marked preempting, with ``exit_code``;
+    returns whether the process is a sweep trial. W&B's rule: a preempting run that ends with a
+    non-zero status is requeued by the sweep; status 0 means finished. The mark is sent again in
+    case the requeue did not come through :class:`callbacks.SlurmRequeue` (W&B keeps one state)."""
+    if not mark_sweep_trial_preempting():
+        return False
+    run = getattr(sys.modules.get("wandb"), "run", None)
+    if run is not None:
+        try:
+            run.finish(exit_code=exit_code)  # the run's status, whichever way the process then exits
+        except Exception as err:  # noqa: BLE001 - the exit status alone still makes the agent see a failure
+            warnings.warn(f"could not finish W&B run {run.id}: {err}", stacklevel=2)
     return True

@@ -1,7 +1,7 @@
 """A test-only callback: the given rank sends itself a signal (SIGUSR1, as SLURM does before the
 time limit) when training reaches ``step``: before that training step (``during="train"``), at the
 first batch of the validation that runs at that step (``"validation"``), or at the first batch of a
-test (``"test"``, any step)."""
+test (``"test"``, any step). With ``seed``, only in the fit of that seed (a seed loop in one job)."""
 
 import os
 import signal
@@ -10,12 +10,15 @@ import pytorch_lightning as pl
 
 
 class SignalAtStep(pl.Callback):
-    def __init__(self, step: int, rank: int = 0, signal_name: str = "SIGUSR1", during: str = "train"):
+    def __init__(self, step: int, rank: int = 0, signal_name: str = "SIGUSR1", during: str = "train",
+                 seed: int | None = None):
         self.step, self.rank, self.signum, self.during = step, rank, getattr(signal, signal_name), during
+        self.seed = seed
 
     def _send(self, trainer, during: str) -> None:
         at_step = during == "test" or trainer.global_step == self.step
-        if during == self.during and at_step and trainer.global_rank == self.rank:
+        our_seed = self.seed is None or os.environ.get("PL_GLOBAL_SEED") == str(self.seed)  # seed_everything sets it
+        if during == self.during and at_step and our_seed and trainer.global_rank == self.rank:
             os.kill(os.getpid(), self.signum)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

@@ -4,6 +4,7 @@ command lines (and the Hugging Face cache settings they get), in a fake checkout
 the stubs."""
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,7 +25,11 @@ with open(os.environ["STUB_RECORD"], "a") as f:
     f.write(json.dumps({{"cmd": os.path.basename(sys.argv[0]), "path": sys.argv[0], "argv": sys.argv[1:],
                         "cwd": os.getcwd(), "venv": os.environ.get("VIRTUAL_ENV"),
                         "tokenizers": os.environ.get("TOKENIZERS_PARALLELISM"),
-                        "offline": os.environ.get("HF_HUB_OFFLINE"), "hf_home": os.environ.get("HF_HOME")}}) + "\\n")
+                        "offline": os.environ.get("HF_HUB_OFFLINE"), "hf_home": os.environ.get("HF_HOME"),
+                        "requeue_exit": os.environ.get("MEDTEXT_REQUEUE_EXIT")}}) + "\\n")
+needle, _, status = os.environ.get("STUB_EXIT", "").rpartition(":")
+if needle and needle in sys.argv:
+    sys.exit(int(status))
 if os.path.basename(sys.argv[0]) == "python" and sys.argv[1:2] == ["-c"]:  # torch.cuda.device_count()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     print(8 if visible is None else len([d for d in visible.split(",") if d]))
@@ -207,31 +212,74 @@ def test_torchrun_asks_the_real_torch(checkout):
 
 
 def readme_sbatch_commands() -> list[list[str]]:
-    """The ``sbatch`` command lines of the README's SLURM paragraph (comments dropped)."""
+    """The ``sbatch`` command lines of the README's SLURM paragraph (comments dropped), with the
+    variables set before ``sbatch`` (``SEEDS=...``) as leading words."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("**SLURM**"):readme.index("**torchrun**")]
-    return [shlex.split(line, comments=True) for line in section.splitlines() if line.startswith("sbatch ")]
+    return [shlex.split(line, comments=True) for line in section.splitlines()
+            if re.match(r"([A-Z_]+=\S+ |[A-Z_]+=\"[^\"]*\" )*sbatch ", line)]
+
+
+def sbatch_options(command: list[str]) -> tuple[dict, dict, list[str]]:
+    """(the variables before ``sbatch``, its options over the script's #SBATCH lines, the script's arguments)."""
+    start = command.index("sbatch")
+    variables = dict(word.split("=", 1) for word in command[:start])
+    directives = [line.split()[1] for line in FIT_SBATCH.read_text().splitlines() if line.startswith("#SBATCH")]
+    script = command.index("scripts/slurm/fit.sbatch")
+    options = dict(o.lstrip("-").split("=", 1) for o in [*directives, *command[start + 1:script]] if "=" in o)
+    return variables, options, command[script + 1:]
 
 
 @pytest.mark.parametrize("command", readme_sbatch_commands(), ids=" ".join)
 def test_readme_sbatch_commands_run_as_documented(checkout, command):
-    """Each README command, with sbatch's rule that its options win over the #SBATCH lines."""
-    directives = [line.split()[1] for line in FIT_SBATCH.read_text().splitlines() if line.startswith("#SBATCH")]
-    script = command.index("scripts/slurm/fit.sbatch")
-    options = dict(o.lstrip("-").split("=", 1) for o in [*directives, *command[1:script]] if "=" in o)
+    """Each README command, with sbatch's rule that its options win over the #SBATCH lines; a job
+    array is run as its first task."""
+    variables, options, arguments = sbatch_options(command)
     nodes, tasks = int(options["nodes"]), int(options["ntasks-per-node"])
-    env = {**SBATCH_ENV, "SLURM_NNODES": str(nodes), "SLURM_JOB_NUM_NODES": str(nodes),
+    env = {**SBATCH_ENV, **variables, "SLURM_NNODES": str(nodes), "SLURM_JOB_NUM_NODES": str(nodes),
            "SLURM_NTASKS": str(nodes * tasks), "SLURM_NTASKS_PER_NODE": str(tasks),
            "SLURM_GPUS_PER_NODE": options["gpus-per-node"]}
-    result, [srun] = sbatch(checkout, env, *command[script + 1:])
+    if "array" in options:
+        env["SLURM_ARRAY_TASK_ID"] = re.match(r"\d+", options["array"]).group()
+    result, calls = sbatch(checkout, env, *arguments)
     assert result.returncode == 0, result.stderr
-    config, *rest = command[script + 1:]
-    assert srun["argv"][1:] == ["python", "-m", "medtext", "fit", "--config", config, "--config",
-                                "configs/trainer/multinode.yaml", f"--trainer.num_nodes={nodes}",
-                                f"--trainer.devices={tasks}", *rest]
+    config, *rest = arguments
+    seeds = variables["SEEDS"].split() if "SEEDS" in variables else [env.get("SLURM_ARRAY_TASK_ID")]
+    assert [srun["argv"][1:] for srun in calls] == [
+        ["python", "-m", "medtext", "fit", "--config", config, "--config", "configs/trainer/multinode.yaml",
+         f"--trainer.num_nodes={nodes}", f"--trainer.devices={tasks}", *rest,
+         *([f"--seed_everything={seed}"] if seed else [])] for seed in seeds]
 
 
-def test_readme_gives_the_multi_and_single_node_recipes():
+def test_readme_gives_the_cluster_recipes():
     starts = [command[:command.index("scripts/slurm/fit.sbatch")] for command in readme_sbatch_commands()]
     assert starts == [["sbatch"], ["sbatch", "--nodes=1"],
-                      ["sbatch", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=2"]]
+                      ["sbatch", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=2"],
+                      ["SEEDS=1 2 3", "sbatch", "--nodes=1"], ["sbatch", "--array=1-3", "--nodes=1"]]
+    readme = (ROOT / "README.md").read_text()
+    assert "sbatch --array=1-20%4 scripts/slurm/sweep.sbatch" in readme  # the sweep agent's recipe
+    assert "NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 bash scripts/torchrun_fit.sh" in readme  # torchrun
+
+
+@pytest.mark.parametrize("status, message", [(75, "the fit of seed 2 requeued the job"),
+                                             (1, "fit.sbatch: the fit of seed 2 failed (exit status 1)")])
+def test_a_seed_loop_stops_at_a_requeue_or_a_failure(checkout, status, message):
+    env = {**SBATCH_ENV, "SEEDS": "1 2 3", "STUB_EXIT": f"--seed_everything=2:{status}"}
+    result, calls = sbatch(checkout, env, "CONFIG.yaml", "--ckpt_path", "auto")
+    assert [srun["argv"][-1] for srun in calls] == ["--seed_everything=1", "--seed_everything=2"]
+    assert all(srun["requeue_exit"] == "75" for srun in calls)
+    assert result.returncode == (0 if status == 75 else 1) and message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("env, args, message", [
+    ({"SEEDS": "1 2"}, ["--seed_everything=3"], "give the seeds either in SEEDS or as --seed_everything=3, not both"),
+    ({"SEEDS": "1 x"}, [], "SEEDS holds 'x': give whole numbers"),
+])
+def test_seed_loop_settings_stop_with_one_line(checkout, env, args, message):
+    result, calls = sbatch(checkout, {**SBATCH_ENV, **env}, "CONFIG.yaml", *args)
+    assert result.returncode == 1 and calls == [] and message in result.stderr
+
+
+def test_an_array_task_keeps_a_given_seed(checkout):
+    result, [srun] = sbatch(checkout, {**SBATCH_ENV, "SLURM_ARRAY_TASK_ID": "2"}, "CONFIG.yaml", "--seed_everything=9")
+    assert result.returncode == 0 and srun["argv"][-1] == "--seed_everything=9"

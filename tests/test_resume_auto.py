@@ -155,12 +155,23 @@ def fit_yaml(tiny_encoder, tmp_path) -> Path:
     return tiny_config(tmp_path / "fit.yaml", tiny_encoder, data, "data_modules.SyntheticAbstractsDataModule")
 
 
-def test_auto_fit_starts_fresh_then_resumes_its_run(fit_yaml, capsys):
+def test_auto_fit_starts_fresh_then_resumes_its_run_and_skips_it_once_completed(fit_yaml, capsys):
     first = run("fit", "--config", str(fit_yaml), "--ckpt_path", "auto")
     assert first.trainer.global_step == 6 and "starting fresh" in capsys.readouterr().out
+    last = Path("runs/tiny/version_0/checkpoints/last.ckpt")
+    record = last.parent / "fit_completed.json"
+    before = last.stat().st_mtime_ns
+    assert main(["fit", "--config", str(fit_yaml), "--ckpt_path", "auto"]) == 0  # the same command again
+    assert capsys.readouterr().out.strip().endswith(f"the run of {last} has completed ({record}): nothing to do")
+    assert last.stat().st_mtime_ns == before and sorted(p.name for p in Path("runs/tiny").iterdir()) == ["version_0"]
     again = run("fit", "--config", str(fit_yaml), "--ckpt_path", "auto", "--trainer.max_epochs", "2")
-    assert "resuming from runs/tiny/version_0/checkpoints/last.ckpt" in capsys.readouterr().out
+    assert "resuming from runs/tiny/version_0/checkpoints/last.ckpt" in capsys.readouterr().out  # more epochs
     assert again.trainer.global_step == 12 and sorted(p.name for p in Path("runs/tiny").iterdir()) == ["version_0"]
+    test_asked = ["fit", "--config", str(fit_yaml), "--ckpt_path", "auto", "--trainer.max_epochs", "2"]
+    assert main([*test_asked, "--test_after_fit", "true"]) == 0  # not tested yet: resumes, trains nothing, tests
+    assert "resuming from" in capsys.readouterr().out and Path("runs/tiny/version_0/test_metrics.json").is_file()
+    assert main([*test_asked, "--test_after_fit", "true"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
 
 
 def test_requeued_job_resumes_with_auto_and_deletes_its_requeue_checkpoint(fit_yaml, tmp_path, monkeypatch, capfd,

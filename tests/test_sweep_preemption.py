@@ -72,6 +72,28 @@ def test_a_requeued_job_outside_a_sweep_exits_0(monkeypatch, capsys, run):
     assert capsys.readouterr().err == "medtext: SLURM job 7 requeued; it resumes from x\n"
 
 
+def test_the_trial_is_marked_preempting_before_the_job_is_requeued(monkeypatch, tmp_path):
+    """After ``scontrol requeue`` SLURM may stop the job at any moment: the mark must already be sent."""
+    import wandb
+
+    from callbacks import slurm_requeue
+
+    calls = []
+    run = FakeRun("abc123")
+    run.mark_preempting = lambda: calls.append("mark_preempting")
+    monkeypatch.setattr(wandb, "run", run)
+    monkeypatch.setenv("WANDB_SWEEP_ID", "abc123")
+    monkeypatch.setattr(slurm_requeue, "requeue", lambda key: calls.append(("requeue", key)))
+    callback = slurm_requeue.SlurmRequeue()
+    callback.signalled, callback._key = True, "7"
+    trainer = SimpleNamespace(strategy=SimpleNamespace(reduce_boolean_decision=lambda flag, all: flag),
+                              default_root_dir=str(tmp_path), save_checkpoint=lambda path: calls.append("save"),
+                              global_step=3, is_global_zero=True)
+    with pytest.raises(Requeued):
+        callback._requeue_if_signalled(trainer)
+    assert calls == ["save", "mark_preempting", ("requeue", "7")]
+
+
 def run_records(path: Path) -> list:
     """The records of an offline W&B run's ``.wandb`` file (a LevelDB-style log of protobuf records:
     a 7-byte file header, 32 KiB blocks, records split in chunks behind a 7-byte chunk header)."""
