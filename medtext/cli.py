@@ -53,6 +53,18 @@ class MedtextCLI(LightningCLI):
     checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
     ensemble_orders: list = []  # --ensemble FILE ...: each member's class columns in the checkpoint's order
 
+    def __init__(self, *args, **kwargs) -> None:
+        command_line = kwargs.get("args")
+        command_line = sys.argv[1:] if command_line is None else command_line
+        self.requested = command_line[0] if isinstance(command_line, list) and command_line else None
+        super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:
+        """Lightning's subcommands, reduced to the one the command line starts with: Lightning builds
+        a parser per subcommand at every start (half of a short command's parsing), used or not."""
+        every = LightningCLI.subcommands()
+        return {self.requested: every[self.requested]} if self.requested in every else every
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
         for name in ("label_names", "multi_label", "label_descriptions"):
@@ -153,7 +165,7 @@ class MedtextCLI(LightningCLI):
         summary is ClassificationReport's table; ``--verbose true`` adds Lightning's metric table."""
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         if add_subcommands:
-            self.parser.set_defaults({"validate.verbose": False, "test.verbose": False})
+            self.parser.set_defaults({f"{name}.verbose": False for name in ("validate", "test") if name in self.subcommands()})
 
     def before_fit(self) -> None:
         """Lock the run folder (``medtext/run_lock.py``) until the fit ends; start a W&B run recording the

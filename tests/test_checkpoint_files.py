@@ -45,7 +45,10 @@ def test_best_is_weights_only_and_last_the_training_state(tiny_encoder, tmp_path
     fitted = run("fit", "--config", str(config), "--trainer.max_epochs", "2", "--test_after_fit", "true")
     folder = Path(fitted.trainer.log_dir)
     best_path = Path(fitted.trainer.checkpoint_callback.best_model_path)
-    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == sorted([best_path.name, "last.ckpt"])
+    # beside the two checkpoints only the record that this fit (and its test) completed
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == sorted([best_path.name, "last.ckpt", "fit_completed.json"])
+    completed = json.loads((folder / "checkpoints" / "fit_completed.json").read_text())
+    assert completed["global_step"] == 12 and completed["tested"] is True
     # last.ckpt: full state every 5 steps and after each validation (steps 6 and 12); the best: weights
     assert {step for name, step, _ in saves if name == "last.ckpt"} == {5, 6, 10, 12}
     assert all(full == (name == "last.ckpt") for name, _, full in saves)

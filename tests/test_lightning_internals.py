@@ -216,3 +216,20 @@ def test_weight_averaging_swaps_and_copies_through_the_methods_ema_weights_overr
         f"Lightning {pl.__version__}: WeightAveraging no longer swaps/copies weights through _swap_models and "
         f"_copy_average_to_current ({uses}); callbacks/weight_averaging.py (EMAWeights) overrides both so that "
         "buffers (tuned thresholds) stay the model's own")
+
+
+def test_lightning_cli_builds_its_subcommand_parsers_from_the_instance_subcommands_method(monkeypatch, capsys):
+    from pytorch_lightning.cli import LightningCLI
+
+    from medtext.cli import build_cli
+
+    built, original = [], LightningCLI._prepare_subcommand_parser
+    def recording(self, klass, subcommand, **kwargs):
+        built.append(subcommand)
+        return original(self, klass, subcommand, **kwargs)
+    monkeypatch.setattr(LightningCLI, "_prepare_subcommand_parser", recording)
+    with pytest.raises(SystemExit):
+        build_cli(["predict", "--print_config"])
+    assert built == ["predict"], ("medtext/cli.py MedtextCLI.subcommands: Lightning no longer builds its subcommand "
+                                  f"parsers from self.subcommands() (it built {built}, not only the one asked for)")
+    assert "predictions:" in capsys.readouterr().out
