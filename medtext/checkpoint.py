@@ -33,6 +33,7 @@ from pytorch_lightning import LightningDataModule
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from .atomic_files import atomic_open
+from .checkpoint_reading import load_checkpoint_file
 from .class_paths import check_class_paths
 from .errors import MedtextError
 
@@ -146,7 +147,7 @@ def read_checkpoint(ckpt_path: str | Path) -> CheckpointSettings:
 
 @functools.lru_cache(maxsize=8)
 def _read_checkpoint(path: str, mtime_ns: int) -> CheckpointSettings:
-    checkpoint: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint: Any = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict):
         raise MedtextError(f"{path}: not a Lightning checkpoint")
     data = class_config(checkpoint.get(LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY), "data")
@@ -208,5 +209,5 @@ class StreamingCheckpointIO(TorchCheckpointIO):
             return super().load_checkpoint(path, map_location, weights_only)
         if not Path(path).is_file():
             raise FileNotFoundError(f"Checkpoint file not found: {path}")
-        return torch.load(path, map_location=map_location, weights_only=True if weights_only is None else weights_only,
-                          mmap=True)
+        # weights_only=False only when the user asks for it (fit/validate/test/predict --weights_only false)
+        return load_checkpoint_file(path, map_location, weights_only=weights_only is not False)

@@ -27,6 +27,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from data_modules.unlabeled import UnlabeledTextDataModule
 
 from .checkpoint import StreamingCheckpointIO
+from .checkpoint_reading import load_checkpoint_file
 from .cli import own_arguments
 from .encoders import (attention_dropout_overrides, encoder_load_error, load_tokenizer, no_bar_for_local_weights,
                        resolve_encoder_path)
@@ -213,7 +214,7 @@ class PretrainCLI(LightningCLI):
             return None
         best = best_weights(self.trainer)
         if best:
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            state = load_checkpoint_file(best)["state_dict"]
             self.model.load_state_dict(state)
             rank_zero_info(f"pretrain: writing the best weights by val/loss ({best})")
         else:

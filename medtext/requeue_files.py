@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .checkpoint_reading import load_checkpoint_file
+
 HPC_CHECKPOINT = re.compile(r"hpc_ckpt_(\d+)\.ckpt")
 
 
@@ -38,10 +40,8 @@ def next_hpc_checkpoint(folder: Path) -> Path:
 def _saved(checkpoint: Path) -> Optional[dict]:
     """A checkpoint's top-level dictionary, its tensors memory-mapped (a 1.3 GB file is not read);
     ``None`` when it cannot be read (a file of another kind, or cut short)."""
-    import torch
-
     try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        saved = load_checkpoint_file(checkpoint)
     except Exception:  # noqa: BLE001 - any unreadable file: the caller falls back to the mtime
         return None
     return saved if isinstance(saved, dict) else None

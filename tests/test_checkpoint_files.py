@@ -77,3 +77,11 @@ def test_best_is_weights_only_and_last_the_training_state(tiny_encoder, tmp_path
     # fit --ckpt_path last resumes from the full state
     resumed = run("fit", "--config", str(config), "--trainer.max_epochs", "3", "--ckpt_path", "last")
     assert resumed.trainer.global_step == 18 and Path(resumed.trainer.log_dir) == folder
+
+
+def test_checkpoints_are_read_in_one_place():
+    """Only medtext's checkpoint reader calls torch.load (the embedding baseline's cache is not a checkpoint)."""
+    root = Path(__file__).resolve().parents[1]
+    callers = sorted(str(p.relative_to(root)) for package in ("medtext", "data_modules", "callbacks", "scripts")
+                     for p in (root / package).rglob("*.py") if "torch.load(" in p.read_text())
+    assert sorted(Path(p).name for p in callers) == ["checkpoint_reading.py", "embeddings.py"], callers
