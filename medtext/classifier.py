@@ -28,7 +28,7 @@ from .heads import HeadFactory, MLPHead
 from .metrics import log_epoch_results
 from .optim import adamw_with_linear_warmup, encoder_groups, parameter_groups, split_attention
 from .tasks import MultiLabelTask, SingleLabelTask
-from .unused_parameters import find_unused_parameters_while_frozen, freeze_unused_parameters
+from .unused_parameters import check_unused_parameter_search, freeze_unused_parameters
 from .windows import WindowPooling, check_window_pooling, pool_windows
 
 
@@ -141,7 +141,7 @@ class TextClassifier(pl.LightningModule):
             rank_zero_info(f"not trained (no head reads them): {', '.join(unused)}")
         self.unused_parameters += [name for name in unused if name not in self.unused_parameters]
         if self.hparams.freeze_encoder_epochs > 0:
-            find_unused_parameters_while_frozen(self.trainer.strategy, "freeze_encoder_epochs")
+            check_unused_parameter_search(self.trainer.strategy, "freeze_encoder_epochs")
 
     def _probe_loss(self) -> torch.Tensor:
         """A scalar that depends on every parameter a training step uses: one 4-token abstract."""

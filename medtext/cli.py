@@ -44,6 +44,7 @@ from .requeue_files import saved_step
 from .resume import keep_csv_rows, resolve_last
 from .run_lock import RunLocks
 from .slurm import prepare_slurm_fit
+from .unused_parameters import strategy_finding_unused_parameters
 from .wandb_runs import WandbRunId, resume_wandb_run
 
 import_exports(callbacks, data_modules)  # short class names (``--data HoCDataModule``) resolve among imported classes
@@ -121,6 +122,8 @@ class MedtextCLI(LightningCLI):
             print(f"this GPU has no bf16: using trainer.precision={precision}")
             config.trainer.precision = precision
         if self.subcommand == "fit":
+            if (config.model.get("init_args") or {}).get("freeze_encoder_epochs"):
+                self._find_unused_parameters(config.trainer)  # before the run's identity is taken from it
             # which run is this one's is decided by the seed as given: `true` (a random seed) is the
             # same fit on every rank and after a requeue, whatever number each process drew
             chosen, config.seed_everything = config.seed_everything, self.seed_option
@@ -136,6 +139,14 @@ class MedtextCLI(LightningCLI):
         if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
             raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
         self.ensemble_orders = check_members(config.get("ensemble") or [], self.checkpoint)
+
+    @staticmethod
+    def _find_unused_parameters(trainer_config) -> None:
+        """A frozen-then-trained encoder under DDP: the strategy that keeps its parameters in DDP's reduction."""
+        strategy = strategy_finding_unused_parameters(trainer_config)
+        if strategy is not None:
+            trainer_config.strategy = strategy
+            rank_zero_info("freeze_encoder_epochs: DDP detects unused parameters in this run (find_unused_parameters=True)")
 
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.

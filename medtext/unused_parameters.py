@@ -8,8 +8,9 @@ Two cases arise in medtext:
   checkpoints carry: :func:`freeze_unused_parameters` finds such parameters with one tiny
   forward/backward pass and stops them requiring gradients, so DDP ignores them at no cost;
 - an encoder frozen for the first epochs (``freeze_encoder_epochs``) and trained after: DDP must
-  keep its parameters, so :func:`find_unused_parameters_while_frozen` turns on DDP's detection of
-  unused parameters for that run only (every other run keeps DDP's faster default).
+  keep its parameters, so :func:`strategy_finding_unused_parameters` chooses, at config time, the
+  DDP strategy that detects unused parameters, for that run only (every other run keeps DDP's faster
+  default).
 
 >>> import torch
 >>> model = torch.nn.ModuleDict({"used": torch.nn.Linear(2, 2), "unused": torch.nn.Linear(2, 2)})
@@ -19,7 +20,7 @@ Two cases arise in medtext:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 from pytorch_lightning.strategies import DDPStrategy
@@ -47,14 +48,44 @@ def freeze_unused_parameters(module: torch.nn.Module, loss_fn: Callable[[], torc
     return unused
 
 
-def find_unused_parameters_while_frozen(strategy, reason: str) -> None:
-    """Turn on DDP's unused-parameter detection for this run (parameters that are frozen for a
-    while must stay in DDP's reduction, to be all-reduced once they train)."""
-    if not isinstance(strategy, DDPStrategy):
-        return
-    kwargs = getattr(strategy, "_ddp_kwargs", None)
-    if not isinstance(kwargs, dict):  # a Lightning without this attribute: say what to do instead
+# Lightning's registered DDP strategies and their twins that search for unused parameters
+FINDING_UNUSED = {name: f"{name}_find_unused_parameters_true" for name in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")}
+
+
+def several_processes(trainer_config) -> bool:
+    """Whether Lightning's ``strategy: auto`` runs these trainer settings with DDP (more than one device)."""
+    devices, nodes = trainer_config.get("devices", "auto"), trainer_config.get("num_nodes") or 1
+    if nodes > 1:
+        return True
+    if isinstance(devices, (list, tuple)):
+        return len(devices) > 1
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()]) > 1
+    if devices in ("auto", -1, "-1"):
+        accelerator = str(trainer_config.get("accelerator") or "auto")
+        return accelerator in ("auto", "gpu", "cuda") and torch.cuda.device_count() > 1
+    return int(devices) > 1
+
+
+def strategy_finding_unused_parameters(trainer_config) -> Optional[Any]:
+    """The ``trainer.strategy`` that keeps frozen-for-a-while parameters in DDP's reduction, chosen at
+    config time (``ddp`` becomes ``ddp_find_unused_parameters_true``), or ``None`` when none is needed
+    (no DDP) or the configured strategy already searches (or is one medtext does not know)."""
+    strategy = trainer_config.get("strategy") or "auto"
+    if strategy == "auto":
+        return FINDING_UNUSED["ddp"] if several_processes(trainer_config) else None
+    if isinstance(strategy, str):
+        return FINDING_UNUSED.get(strategy)
+    class_path = str(strategy.get("class_path", "")) if hasattr(strategy, "get") else ""
+    init_args = dict(strategy.get("init_args") or {}) if class_path else {}
+    if class_path.rpartition(".")[2] == "DDPStrategy" and not init_args.get("find_unused_parameters"):
+        return {**dict(strategy), "init_args": {**init_args, "find_unused_parameters": True}}
+    return None
+
+
+def check_unused_parameter_search(strategy, reason: str) -> None:
+    """A DDP run whose parameters are frozen for a while and then train fails at its second step
+    unless DDP searches for unused parameters: say so in one line, before training starts (a strategy
+    object built in Python, which config-time choice cannot change)."""
+    if isinstance(strategy, DDPStrategy) and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
         raise MedtextError(f"{reason} under DDP needs --trainer.strategy ddp_find_unused_parameters_true")
-    if not kwargs.get("find_unused_parameters"):
-        kwargs["find_unused_parameters"] = True
-        rank_zero_info(f"{reason}: DDP detects unused parameters in this run (find_unused_parameters=True)")

@@ -156,16 +156,17 @@ def test_cli_instantiated_classes_record_their_class_path_in_hparams(tiny_encode
         "medtext/checkpoint.py (class_config) rebuilds the model and data of validate/test/predict from it")
 
 
-def test_ddp_strategy_keeps_its_ddp_kwargs_where_medtext_turns_on_unused_parameter_search():
-    import inspect
+def test_ddp_strategies_that_find_unused_parameters_are_registered_and_readable():
+    from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
 
-    from pytorch_lightning.strategies import DDPStrategy
+    from medtext.unused_parameters import FINDING_UNUSED
 
-    strategy = DDPStrategy(find_unused_parameters=False)
-    assert getattr(strategy, "_ddp_kwargs", None) == {"find_unused_parameters": False} and \
-        "**self._ddp_kwargs" in inspect.getsource(DDPStrategy._setup_model), (
-            f"Lightning {pl.__version__}: DDPStrategy._ddp_kwargs changed; medtext/unused_parameters.py sets "
-            "find_unused_parameters there for runs with freeze_encoder_epochs (tests/test_ddp_training.py)")
+    assert set(FINDING_UNUSED.values()) <= set(StrategyRegistry.available_strategies()), (
+        f"Lightning {pl.__version__}: medtext/unused_parameters.py chooses a DDP strategy that is not registered")
+    strategy = DDPStrategy(find_unused_parameters=True)
+    assert getattr(strategy, "_ddp_kwargs", None) == {"find_unused_parameters": True}, (
+        f"Lightning {pl.__version__}: DDPStrategy._ddp_kwargs changed; medtext/unused_parameters.py reads "
+        "find_unused_parameters there to stop a freeze_encoder_epochs run whose strategy does not search")
 
 
 def test_csv_logger_writes_the_header_from_metrics_keys(tmp_path):
