@@ -36,7 +36,7 @@ from .launch_checks import choose_precision, slurm_launch_problem
 from .lazy_exports import import_exports
 from .class_paths import trust_command_line
 from .classifier import TextClassifier
-from .config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run
+from .config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run, use_scrubbed_wandb_loggers
 from .ensemble import add_ensemble_argument, attach_ensemble, check_members
 from .errors import DataError
 from .fit_completion import record_completed
@@ -114,6 +114,7 @@ class MedtextCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        use_scrubbed_wandb_loggers(config.trainer)  # W&B gets the hyperparameters without secrets
         problem = slurm_launch_problem(os.environ, config.trainer.get("devices"), config.trainer.get("num_nodes"))
         if problem:
             rank_zero_info(f"medtext: warning: {problem}")

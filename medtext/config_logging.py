@@ -9,7 +9,7 @@ directory) with, when a ``WandbLogger`` is in use:
   ``data``, ...) and saved as the run file ``lightning/config.yaml`` (W&B keeps its own
   ``config.yaml`` at the top of the run's files);
 - secrets scrubbed from what goes to W&B, including the model and data hyperparameters that
-  Lightning logs and the command line that W&B records as the run's ``args`` (:func:`start_wandb_run`
+  Lightning logs (Lightning's ``WandbLogger`` in a config is built as :class:`ScrubbedWandbLogger`) and the command line that W&B records as the run's ``args`` (:func:`start_wandb_run`
   creates the run with a scrubbed ``sys.argv``): values under keys such as ``api_key``, ``token``,
   ``secret`` or ``password`` (also ``key=value`` or ``key: value`` inside a string, and the word after
   a ``--...api_key`` option), words shaped like a W&B API key or a Hugging Face or GitHub token, and
@@ -24,6 +24,7 @@ The local ``config.yaml`` stays complete, so it reruns as it is.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import sys
@@ -35,10 +36,12 @@ import pytorch_lightning as pl
 import yaml
 from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_warn
 
 from .wandb_runs import summarize_monitored_by_best, wandb_logger, wandb_run_dir
 
 REDACTED = "<redacted>"
+SCRUBBED_WANDB_LOGGER = "medtext.ScrubbedWandbLogger"
 WANDB_CONFIG_FILE = "lightning/config.yaml"
 SECRET_KEY_PARTS = {"token", "secret", "password", "passwd", "credential", "credentials", "apikey"}
 SECRET_KEY_PAIRS = ("api_key", "access_key", "private_key", "secret_key", "auth_key")
@@ -146,18 +149,31 @@ def start_wandb_run(trainer: pl.Trainer) -> None:
             _ = logger.experiment
 
 
-def scrub_logged_hyperparameters(logger: WandbLogger) -> None:
-    """Make ``logger.log_hyperparams`` (Lightning's model and data hyperparameters) scrub first."""
-    original = logger.log_hyperparams
-    if getattr(original, "scrubs_secrets", False):
-        return
+class ScrubbedWandbLogger(WandbLogger):
+    """Lightning's ``WandbLogger`` whose logged hyperparameters (the model's and the data's, which
+    Lightning logs at the start of a fit) are scrubbed of secrets first."""
 
-    def log_hyperparams(params: Any, *args: Any, **kwargs: Any) -> Any:
-        return original(scrub(params if isinstance(params, (Mapping, Namespace)) else dict(params)),
-                        *args, **kwargs)
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        super().log_hyperparams(scrub(params if isinstance(params, (Mapping, Namespace)) else dict(params)),
+                                *args, **kwargs)
 
-    log_hyperparams.scrubs_secrets = True
-    logger.log_hyperparams = log_hyperparams
+
+def use_scrubbed_wandb_loggers(trainer_config: Any) -> None:
+    """In a parsed ``trainer`` config, Lightning's own ``WandbLogger`` becomes :class:`ScrubbedWandbLogger`
+    (same arguments), before the loggers are built."""
+    loggers = trainer_config.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        class_path = logger.get("class_path") if hasattr(logger, "get") else None
+        if class_path and _names_lightnings_wandb_logger(str(class_path)):
+            logger.class_path = SCRUBBED_WANDB_LOGGER
+
+
+def _names_lightnings_wandb_logger(class_path: str) -> bool:
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module or "pytorch_lightning.loggers"), name) is WandbLogger
+    except (ImportError, AttributeError, ValueError):
+        return False  # not importable: Lightning's own error follows when it is built
 
 
 class WandbSaveConfigCallback(SaveConfigCallback):
@@ -166,7 +182,9 @@ class WandbSaveConfigCallback(SaveConfigCallback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         logger = wandb_logger(trainer)
         if logger is not None:
-            scrub_logged_hyperparameters(logger)
+            if not isinstance(logger, ScrubbedWandbLogger):  # a WandbLogger subclass of the user's own
+                rank_zero_warn(f"{type(logger).__name__} is not a {SCRUBBED_WANDB_LOGGER}: the hyperparameters "
+                               "Lightning logs to W&B through it are not scrubbed of secrets")
             # trainer.log_dir is the save_dir that every W&B run shares: save_config writes the
             # local config.yaml into the run's own folder instead
             self.save_to_log_dir = self.save_to_log_dir and trainer.loggers[0] is not logger

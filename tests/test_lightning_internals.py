@@ -200,7 +200,7 @@ def test_loggers_are_given_hyperparameters_through_the_instance_method():
 
     assert "logger.log_hyperparams(" in inspect.getsource(utilities._log_hyperparams), (
         f"Lightning {pl.__version__}: hyperparameters no longer reach loggers through logger.log_hyperparams; "
-        "medtext/config_logging.py wraps that method on the WandbLogger to scrub secrets "
+        "medtext/config_logging.py overrides that method in ScrubbedWandbLogger to scrub secrets "
         "(tests/test_wandb.py checks that no secret reaches a W&B file)")
 
 

@@ -14,6 +14,7 @@ from callbacks.metric_tables import COLUMNS, MetricTables
 from cli_helpers import run, tiny_config
 from conftest import ROOT
 from data_modules.synthetic import generate_abstracts
+from medtext import ScrubbedWandbLogger
 from medtext.config_logging import REDACTED, WANDB_CONFIG_FILE, environment_secrets, is_secret_key, scrub
 from medtext.metrics import metric_label
 from medtext.wandb_runs import RUN_ID_KEY, resume_wandb_run
@@ -68,6 +69,7 @@ def test_fit_and_test_log_tables_matrices_and_scrubbed_config(tiny_encoder, tmp_
                          max_epochs=2)
     cli = fit_wandb(config, "--test_after_fit", "true", f"--predictions.output_file={SECRET}",
                     f"--data.init_args.cache_dir={tmp_path / 'cache' / SECRET}")
+    assert type(cli.trainer.logger) is ScrubbedWandbLogger  # the config names Lightning's WandbLogger
     experiment = cli.trainer.logger.experiment
     run_id, files, names = experiment.id, Path(experiment.dir), cli.datamodule.label_names
     val_labels = [row["label"] for row in csv.DictReader(open(cli.datamodule.resolve_files()["val"]))]
