@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,18 @@ N_BINS = 15
 MIN_LOG_T, MAX_LOG_T = math.log(0.05), math.log(20.0)
 
 
+class Logits(NamedTuple):
+    """A batch's logits and their temperature-scaled twin (an ensemble's: the mean of its members' own
+    calibrated probabilities, as logits)."""
+
+    raw: torch.Tensor
+    scaled: torch.Tensor
+
+    def calibrated(self, enabled: bool) -> torch.Tensor:
+        """The logits a model with calibration ``enabled`` (or not) reports probabilities of."""
+        return self.scaled if enabled else self.raw
+
+
 class TemperatureScaling(nn.Module):
     """The temperatures (buffer ``temperature``, 1 until fitted) and whether they are applied."""
 
@@ -59,8 +71,6 @@ class TemperatureScaling(nn.Module):
         """``logits / T`` if applied (``enabled``, default: the model's ``calibration``), else ``logits``."""
         if not (self.enabled if enabled is None else enabled):
             return logits
-        if hasattr(logits, "calibrated_logits"):  # an ensemble's: its members' own calibration (ensemble.py)
-            return logits.calibrated_logits
         return logits.float() / self.temperature.to(logits.device)
 
 

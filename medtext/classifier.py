@@ -18,9 +18,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
+from torch import nn
 from torchmetrics import CatMetric, MeanMetric
 
-from .calibration import (CalibrationMetrics, CalibrationMode, TemperatureScaling, fit_on_validation,
+from .calibration import (CalibrationMetrics, CalibrationMode, Logits, TemperatureScaling, fit_on_validation,
                           report_test_calibration)
 from .divergence import check_checkpoint, check_outputs, check_weights
 from .encoders import cls_states, load_encoder, register_label_descriptions
@@ -33,6 +34,8 @@ from .windows import WindowPooling, check_window_pooling, pool_windows
 
 
 class TextClassifier(pl.LightningModule):
+    ensemble: Optional[nn.Module] = None  # validate/test/predict --ensemble: use_ensemble()
+
     """Fine-tunes ``encoder_name`` with ``head`` to classify abstracts into ``label_names``.
 
     Args:
@@ -119,6 +122,18 @@ class TextClassifier(pl.LightningModule):
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.head(states, attention_mask, self.label_states())
 
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Logits:
+        """The batch's logits and temperature-scaled logits; with ``--ensemble``, the ensemble's."""
+        raw = self(input_ids, attention_mask)
+        scored = Logits(raw, self.calibrator(raw, enabled=True))
+        return scored if self.ensemble is None else self.ensemble(scored, input_ids, attention_mask)
+
+    def use_ensemble(self, ensemble: Optional[nn.Module]) -> None:
+        """Average this model's probabilities with an :class:`medtext.ensemble.EnsembleClassifier`'s members.
+        Kept out of the module tree: not in ``state_dict`` (Lightning restores this model's checkpoint
+        strictly) and not moved by ``.to`` (the ensemble follows each batch's device)."""
+        self.__dict__["ensemble"] = ensemble
+
     @torch.no_grad()
     def explain(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the head's attention weights (batch, labels, tokens), for heads that have them."""
@@ -167,11 +182,13 @@ class TextClassifier(pl.LightningModule):
             else self.thresholds
 
     def _evaluation_step(self, batch: dict, stage: str, metrics) -> dict[str, torch.Tensor]:
-        raw, labels = self(batch["input_ids"], batch["attention_mask"]), batch["labels"]
+        scored, labels = self.logits(batch["input_ids"], batch["attention_mask"]), batch["labels"]
+        raw = scored.raw
         fitting = stage == "val" and self.trainer.state.fn == "fit"
         if not fitting:  # fit's validation: checked gathered, on every rank alike (fit_on_validation)
             check_outputs(self, raw, stage)
-        logits = raw if stage == "val" else self.calibrator(raw)  # validate reproduces fit's validation
+        # validate reproduces fit's validation: uncalibrated
+        logits = raw if stage == "val" else scored.calibrated(self.calibrator.enabled)
         getattr(self, f"{stage}_loss").update(self.task.loss(logits, labels), weight=len(labels))
         probabilities = self.task.probabilities(logits)
         if fitting:
@@ -180,7 +197,7 @@ class TextClassifier(pl.LightningModule):
         elif stage == "test":
             self.test_calibration.update(self.task.probabilities(raw), probabilities, labels)
         if self.task.multi_label:  # decided at the thresholds of the calibrated probabilities, applied or not
-            decided = probabilities if fitting else self.task.probabilities(self.calibrator(raw, enabled=True))
+            decided = probabilities if fitting else self.task.probabilities(scored.scaled)
             predicted = self.task.predictions(decided, self._decision_thresholds(stage))
             metrics.update(predicted, labels.long())
         else:
@@ -217,10 +234,11 @@ class TextClassifier(pl.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         """Per abstract: its ``index`` in the data, the class ``probabilities`` and the
         ``predictions`` (class ids; multi-label: 0/1 per label at the checkpoint's thresholds)."""
-        logits = self(batch["input_ids"], batch["attention_mask"])
-        check_outputs(self, logits, "predict")  # no NaN probabilities, no class 0 from NaN
-        decided = self.task.probabilities(self.calibrator(logits, enabled=True))  # calibration on or off
-        return {"index": batch["index"], "probabilities": self.task.probabilities(self.calibrator(logits)),
+        scored = self.logits(batch["input_ids"], batch["attention_mask"])
+        check_outputs(self, scored.raw, "predict")  # no NaN probabilities, no class 0 from NaN
+        decided = self.task.probabilities(scored.scaled)  # decisions: calibration on or off, the same
+        return {"index": batch["index"],
+                "probabilities": self.task.probabilities(scored.calibrated(self.calibrator.enabled)),
                 "predictions": self.task.predictions(decided, self.thresholds)}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

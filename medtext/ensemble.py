@@ -1,20 +1,19 @@
 """``validate``/``test``/``predict --ckpt_path A.ckpt --ensemble B.ckpt C.ckpt``: an ensemble of checkpoints.
 
-The main model (``--ckpt_path``) stays the LightningModule Lightning restores and runs; its
-``forward`` returns logits whose probabilities are the mean of every member's (the main model
-included): single-label ``log(mean softmax)``, multi-label ``logit(mean sigmoid)``; calibrated
-(``medtext/calibration.py``), the mean of each member's own calibrated probabilities. So the loss,
+The main model (``--ckpt_path``) stays the LightningModule Lightning restores and runs; with an
+:class:`EnsembleClassifier` in use, its ``logits`` are those whose probabilities are the mean of every
+member's (the main model included): single-label ``log(mean softmax)``, multi-label ``logit(mean
+sigmoid)``; calibrated (``medtext/calibration.py``), the mean of each member's own calibrated probabilities. So the loss,
 the metrics, the decision thresholds (the main checkpoint's) and the prediction writer work
 unchanged. Every member must have the main checkpoint's task and class names; classes in another
 order are mapped by name onto the main checkpoint's order.
 
-The members are kept out of the main model's ``state_dict`` (Lightning restores the main
-checkpoint strictly), follow its device at each batch and run without gradients.
+The ensemble is kept out of the main model's ``state_dict`` (Lightning restores the main
+checkpoint strictly); its members follow the batch's device and run without gradients.
 """
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +21,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
+from .calibration import Logits
 from .checkpoint import CheckpointSettings, load_model, read_checkpoint
 from .errors import DataError, MedtextError
 
@@ -60,43 +60,40 @@ def check_members(paths: Sequence[str | Path], main: CheckpointSettings | None) 
     return [member_order(path, main) for path in paths]
 
 
-def load_members(paths: Sequence[str | Path], orders: Sequence[list[int]]) -> list[tuple[nn.Module, torch.Tensor]]:
+class EnsembleClassifier(nn.Module):
+    """The members of an ensemble and how their probabilities are averaged with the main model's.
 
-    members = []
-    for path, order in zip(paths, orders):
-        model = load_model(path)
-        model.requires_grad_(False)
-        members.append((model, torch.tensor(order, dtype=torch.long)))
-    return members
+    Called with the main model's :class:`~medtext.calibration.Logits` of a batch, it returns the
+    ensemble's: the logits of the mean probabilities, and of the mean of each model's own calibrated
+    probabilities (its own temperatures). Members run without gradients on the batch's device."""
 
+    def __init__(self, members: Sequence[nn.Module], orders: Sequence[list[int]]):
+        super().__init__()
+        self.members = nn.ModuleList(members).requires_grad_(False).eval()
+        self.orders = [torch.tensor(order, dtype=torch.long) for order in orders]  # main class -> member column
+        self.task = members[0].task  # every member's task is the main model's (check_members)
 
-def ensemble_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The main model's logits, replaced by those of the members' mean probabilities; they carry, as
-    ``calibrated_logits``, those of the mean of each member's calibrated probabilities (its own
-    temperatures), which the main model's calibrator uses instead of dividing by its temperatures."""
-    logits = type(self).forward(self, input_ids, attention_mask).float()
-    members = [(logits, None, self)]
-    with torch.no_grad():
-        for member, order in self._ensemble_members:
-            member.to(input_ids.device)  # a no-op once there
-            members.append((member(input_ids, attention_mask).float(), order.to(input_ids.device), member))
-    mean_logits = []
-    for calibrated in (False, True):
-        total = sum(model.task.probabilities(model.calibrator(z, calibrated) if calibrated else z)[
-            :, slice(None) if order is None else order] for z, order, model in members)
-        mean = total / len(members)
-        mean_logits.append(torch.logit(mean, eps=1e-6) if self.task.multi_label
-                           else mean.clamp_min(torch.finfo(mean.dtype).tiny).log())
-    mean_logits[0].calibrated_logits = mean_logits[1]
-    return mean_logits[0]
+    def forward(self, main: Logits, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Logits:
+        self.to(input_ids.device)  # a no-op once there
+        with torch.no_grad():
+            member_raw = [member(input_ids, attention_mask).float() for member in self.members]
+        columns = [slice(None), *(order.to(input_ids.device) for order in self.orders)]  # in the main model's order
+        raw = [main.raw.float(), *member_raw]
+        scaled = [main.scaled.float(), *(member.calibrator(z, True) for member, z in zip(self.members, member_raw))]
+        return Logits(*(self._mean_logits([self.task.probabilities(z)[:, c] for z, c in zip(zs, columns)])
+                        for zs in (raw, scaled)))
+
+    def _mean_logits(self, probabilities: list[torch.Tensor]) -> torch.Tensor:
+        mean = sum(probabilities) / len(probabilities)
+        return torch.logit(mean, eps=1e-6) if self.task.multi_label else mean.clamp_min(torch.finfo(mean.dtype).tiny).log()
 
 
-def attach_ensemble(model: nn.Module, paths: Sequence[str | Path], orders: Sequence[list[int]]) -> None:
-    """Make ``model``'s forward average the probabilities of ``model`` and the checkpoints ``paths``.
-    The members sit in a plain list: not submodules, so not in ``state_dict`` nor moved by ``.to``."""
+def attach_ensemble(model, paths: Sequence[str | Path], orders: Sequence[list[int]]) -> None:
+    """Make ``model`` (a :class:`~medtext.TextClassifier`) average its probabilities with those of the
+    checkpoints ``paths`` (``orders``: from :func:`check_members`)."""
     if not paths:
         return
-    model._ensemble_members = load_members(paths, orders)
-    model.forward = types.MethodType(ensemble_forward, model)
+    members = [load_model(path) for path in paths]
+    model.use_ensemble(EnsembleClassifier(members, orders))
     names = ", ".join(str(path) for path in paths)
     rank_zero_info(f"ensemble: averaging the probabilities of the --ckpt_path model and {names}")

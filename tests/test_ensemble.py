@@ -129,19 +129,21 @@ def test_a_member_of_another_task_or_classes_is_one_line(seeds, tmp_path, capsys
 
 def test_members_stay_out_of_the_state_dict_and_of_autograd(seeds):
     from medtext import TextClassifier
-    from medtext.ensemble import attach_ensemble
+    from medtext.ensemble import EnsembleClassifier, attach_ensemble
 
     a, b, _ = seeds
     model = TextClassifier.load_from_checkpoint(a, map_location="cpu", weights_only=True).eval()
     keys = set(model.state_dict())
     attach_ensemble(model, [b], [list(range(len(model.label_names)))])
-    assert set(model.state_dict()) == keys
-    member = model._ensemble_members[0][0]
+    assert set(model.state_dict()) == keys and isinstance(model.ensemble, EnsembleClassifier)
+    (member,) = model.ensemble.members
     assert not member.training and not any(p.requires_grad for p in member.parameters())
     ids = torch.arange(1, 9).unsqueeze(0)
-    mean = model(ids, torch.ones_like(ids)).softmax(-1)
-    alone = [m(ids, torch.ones_like(ids)).softmax(-1) for m in (TextClassifier.forward.__get__(model), member)]
-    assert torch.allclose(mean, (alone[0] + alone[1]) / 2, atol=1e-6)
+    mean = model.logits(ids, torch.ones_like(ids))
+    alone = [m(ids, torch.ones_like(ids)) for m in (model, member)]  # forward: each model's own logits
+    assert torch.allclose(mean.raw.softmax(-1), (alone[0].softmax(-1) + alone[1].softmax(-1)) / 2, atol=1e-6)
+    calibrated = [(z / m.calibrator.temperature).softmax(-1) for z, m in zip(alone, (model, member))]
+    assert torch.allclose(mean.scaled.softmax(-1), (calibrated[0] + calibrated[1]) / 2, atol=1e-6)
 
 
 def test_fit_takes_no_ensemble(tiny_encoder, tmp_path, capsys):
