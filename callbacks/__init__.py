@@ -22,6 +22,5 @@ _EXPORTS = {"BestCheckpoint": ".checkpoints", "SelectionEarlyStopping": ".checkp
             "ClassificationReport": ".classification_report", "EMAWeights": ".weight_averaging",
             "MetricTables": ".metric_tables", "PredictionWriter": ".prediction_writer",
             "RNGStateCheckpoint": ".rng_state", "SlurmRequeue": ".slurm_requeue", "StopOnDivergence": ".divergence"}
-__all__ = ["BestCheckpoint", "ClassificationReport", "EMAWeights", "MetricTables", "PredictionWriter",
-           "RNGStateCheckpoint", "SelectionEarlyStopping", "SlurmRequeue", "StopOnDivergence"]
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

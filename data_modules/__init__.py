@@ -18,6 +18,5 @@ if TYPE_CHECKING:
 _EXPORTS = {"AbstractsDataModule": ".abstracts", "HoCDataModule": ".hoc",
             "MedicalAbstractsDataModule": ".medical_abstracts", "SyntheticAbstractsDataModule": ".synthetic",
             "UnlabeledTextDataModule": ".unlabeled"}
-__all__ = ["AbstractsDataModule", "HoCDataModule", "MedicalAbstractsDataModule",
-           "SyntheticAbstractsDataModule", "UnlabeledTextDataModule"]
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

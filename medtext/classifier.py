@@ -137,7 +137,7 @@ class TextClassifier(pl.LightningModule):
     @torch.no_grad()
     def explain(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the head's attention weights (batch, labels, tokens), for heads that have them."""
-        if not hasattr(self.head, "forward_with_attention"):
+        if not getattr(self.head, "has_attention_weights", False):
             raise TypeError(f"{type(self.head).__name__} has no attention weights to show")
         if input_ids.dim() == 3:
             raise NotImplementedError("explain() takes one window per abstract (2-D input), not long_text: windows")

@@ -129,7 +129,7 @@ def token_weights(model, ids: torch.Tensor, mask: torch.Tensor, special: torch.T
 
 def choose_method(head: type, method: str | None) -> str:
     """``method``, or the head's default: ``attention`` if it has attention weights, else ``gradient_x_input``."""
-    has_attention = hasattr(head, "forward_with_attention")
+    has_attention = getattr(head, "has_attention_weights", False)
     if method == "attention" and not has_attention:
         raise MedtextError(f"{head.__name__} has no attention weights: use --explain.method "
                            "gradient_x_input or integrated_gradients")

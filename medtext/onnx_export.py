@@ -4,7 +4,7 @@ dynamic batch and sequence axes -> uncalibrated ``logits`` (batch, labels).
 The label-description states of heads that read them are baked in as constants (``reencode``
 checkpoints: encoded once, at export, with the trained encoder, as the model does in eval mode).
 Exporters: ``torch.export`` (``dynamo=True``) for the MLP and label-attention heads. The BiLSTM
-head goes through the TorchScript exporter (``dynamo=False``), which turns its packed sequences into
+head (``exports_with_dynamo = False``, declared by the head) goes through the TorchScript exporter (``dynamo=False``), which turns its packed sequences into
 one ONNX ``LSTM`` with ``sequence_lens``; ``torch.export`` decomposes the LSTM into a loop over a
 fixed number of steps (no dynamic sequence axis), and the TorchScript exporter fixes the batch size of
 the label-attention head's reshapes, so neither exporter serves every head.
@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .heads import BiLSTMCrossAttentionHead
 
 log = logging.getLogger(__name__)
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -67,7 +66,7 @@ def export_graph(model, path: Path, example_length: int = 16) -> dict[str, int]:
     fused transformer kernels where they apply; the fusions applied (``fuse_for_onnxruntime``)."""
     graph = ExportedClassifier(model).eval()
     inputs = example_inputs(model.encoder.config.vocab_size, max(example_length, 2))
-    if isinstance(model.head, BiLSTMCrossAttentionHead):
+    if not getattr(model.head, "exports_with_dynamo", True):  # a head's own declaration (medtext/heads/base.py)
         options = {"dynamo": False, "dynamic_axes": {**{name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES},
                                                      "logits": {0: "batch"}}}
     else:

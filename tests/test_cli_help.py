@@ -9,7 +9,8 @@ import data_modules
 from medtext.commands import main
 
 VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-DATA_MODULES = ["AbstractsDataModule", "MedicalAbstractsDataModule", "HoCDataModule", "SyntheticAbstractsDataModule"]
+# every labelled-abstracts data module (the unlabeled one feeds `pretrain`, whose help is its own)
+DATA_MODULES = [name for name in data_modules.__all__ if name != "UnlabeledTextDataModule"]
 
 
 def option_help(help_text: str, name: str) -> str:

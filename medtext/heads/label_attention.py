@@ -63,6 +63,7 @@ class LabelAttentionHead(ClassificationHead):
     """
 
     uses_label_descriptions = True
+    has_attention_weights = True
 
     def __init__(self, hidden_size: int, num_labels: int, num_layers: int = 1, num_heads: int = 4,
                  feedforward_size: Optional[int] = None, dropout: float = 0.1):
