@@ -26,11 +26,12 @@ from .data_check import drop_leaked_rows
 from .dataset import EncodedAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .loaders import AbstractsLoaders
-from .long_text import LongText, Windows, check_long_text, resolve_windows, truncated_to
+from .long_text import LongText, Windows, check_long_text
 from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .soft_targets import check_weight, distillation_targets
-from .token_cache import Truncation, check_truncation, load_or_encode, token_budget
+from .token_cache import Truncation, check_truncation, load_or_encode
+from .tokenization import TokenizationSpec, encoder_positions_of
 
 STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
@@ -109,6 +110,7 @@ class AbstractsDataModule(AbstractsLoaders):
         self.drop_leaked = drop_leaked
         self.soft_targets_file, self.soft_targets_weight = soft_targets_file, check_weight(soft_targets_weight)
         self._tokenizer = None
+        self._tokenization: Optional[TokenizationSpec] = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
 
@@ -162,12 +164,23 @@ class AbstractsDataModule(AbstractsLoaders):
         return self._tokenizer
 
     @property
+    def tokenization(self) -> TokenizationSpec:
+        """How this data's abstracts become token ids, resolved once with the tokenizer (and the
+        encoder's positions, which ``max_length`` may not exceed)."""
+        if self._tokenization is None:
+            self._tokenization = TokenizationSpec.resolve(
+                self.tokenizer, self.max_length, self.truncation, self.head_tokens, self.long_text,
+                self.window_stride, self.max_windows, max_positions=encoder_positions_of(self.tokenizer_name))
+        return self._tokenization
+
+    @property
     def windows(self) -> Optional[Windows]:
         """``long_text: windows``'s stride and window cap (its stride checked against ``max_length``)."""
-        if self.long_text != "windows":
-            return None
-        budget = token_budget(self.tokenizer, self.max_length)
-        return resolve_windows(self.window_stride, self.max_windows, budget, self.max_length)
+        return self.tokenization.windows
+
+    def state_dict(self) -> dict:
+        """The training position (``AbstractsLoaders``) and, for the record, the resolved tokenization."""
+        return {**super().state_dict(), **({"tokenization": self._tokenization.settings()} if self._tokenization else {})}
 
     # ----------------------------------------------------------------- reading
     def read_labels(self, frame, path: str) -> np.ndarray:
@@ -188,13 +201,10 @@ class AbstractsDataModule(AbstractsLoaders):
             warn_empty_classes(labels, self.label_map, path)
         row_ids = read_row_ids(frame, path, self.id_column)
         content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
-        windows = self.windows
-        tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.max_length,
-                                self.truncation, self.head_tokens, windows)
+        tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.tokenization)
         if tokens.num_truncated:
-            kept = truncated_to(self.max_length, token_budget(self.tokenizer, self.max_length), self.truncation,
-                                self.head_tokens, windows)
-            rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated to {kept}")
+            rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated to "
+                           f"{self.tokenization.describe()}")
         self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
         return self._splits[split]
 

@@ -101,7 +101,7 @@ def full_lengths(dm, split: Split) -> np.ndarray:
     tokens = split.tokens
     lengths = tokens.lengths.astype(np.int64)
     if tokens.windows is None:
-        long = np.flatnonzero(lengths >= dm.max_length)
+        long = np.flatnonzero(lengths >= dm.tokenization.max_length)
     else:
         long = np.flatnonzero(np.diff(tokens.windows) > 1)
     if len(long):
@@ -132,7 +132,7 @@ def split_stats(dm, split: Split, lengths: np.ndarray, names: list[str]) -> dict
     if rows:
         stats["token_length"] = {**{f"p{p}": int(np.percentile(own, p, method="higher")) for p in PERCENTILES},
                                  "max": int(own.max())}
-    stats["truncated"] = int((own > dm.max_length).sum())
+    stats["truncated"] = int((own > dm.tokenization.max_length).sum())
     exact, norm = split.exact, split.normalised
     stats["duplicates"] = {"exact": rows - len(set(exact)), "near": len(set(exact)) - len(set(norm))}
     if split.labels is not None:
@@ -179,7 +179,7 @@ def check_data(dm) -> dict:
     for split in splits.values():
         if split.file not in lengths:
             lengths[split.file] = full_lengths(dm, split)
-    report = {"normalisation": NORMALISATION, "tokenizer": dm.tokenizer_name, "max_length": dm.max_length,
+    report = {"normalisation": NORMALISATION, "tokenizer": dm.tokenizer_name, "max_length": dm.tokenization.max_length,
               "long_text": dm.long_text, "multi_label": dm.multi_label, "classes": names,
               "splits": {name: split_stats(dm, split, lengths[split.file], names) for name, split in splits.items()},
               "across": {}}

@@ -74,11 +74,3 @@ def window_ids(full: Sequence[int], budget: int, stride: int, prefix: int, speci
         starts = starts[:max_windows]
     return [head + content[start:start + budget] + tail for start in starts]
 
-
-def truncated_to(max_length: int, budget: int, truncation: str, head_tokens: int, windows: Windows | None) -> str:
-    """What a truncated abstract keeps, for the report line ``N of M abstracts truncated to ...``."""
-    if windows is not None:
-        return f"{windows.max_windows} windows of {max_length} tokens (stride {windows.stride})"
-    head = min(head_tokens, budget)
-    kept = f" (head_tail: first {head} + last {budget - head})" if truncation == "head_tail" else ""
-    return f"{max_length} tokens{kept}"

@@ -1,15 +1,16 @@
 """Tokenize abstracts once and cache the token ids on disk.
 
 The cache key covers the file's bytes, the text column, the tokenizer (vocabulary, normaliser and
-special tokens), the max length and the truncation (``head_tail``: with its head length;
-``long_text: windows``: with its stride and window cap), so an edited file, another tokenizer or
+special tokens) and the :class:`~data_modules.tokenization.TokenizationSpec` (max length, truncation,
+windows), so an edited file, another tokenizer or
 another truncation never reuses stale ids. Ids are stored ragged (one flat ``int32`` array plus
 offsets; with windows, one sequence per window plus each text's first window) in an ``.npz``
 written atomically.
 
 >>> from transformers import AutoTokenizer  # doctest: +SKIP
->>> ids = load_or_encode(AutoTokenizer.from_pretrained("bert-base-uncased"), ["An abstract."],
-...                      cache_dir="/tmp/cache", content_key="demo", max_length=32)  # doctest: +SKIP
+>>> tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")  # doctest: +SKIP
+>>> ids = load_or_encode(tokenizer, ["An abstract."], cache_dir="/tmp/cache", content_key="demo",
+...                      spec=TokenizationSpec.resolve(tokenizer, max_length=32))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Literal, Optional, Sequence
 
 import numpy as np
 from filelock import FileLock
@@ -28,7 +29,10 @@ from filelock import FileLock
 from medtext.atomic_files import atomic_open
 from medtext.errors import DataError
 
-from .long_text import Windows, resolve_windows, window_ids
+from .long_text import window_ids
+
+if TYPE_CHECKING:
+    from .tokenization import TokenizationSpec
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = "1"
@@ -98,17 +102,9 @@ def token_budget(tokenizer, max_length: int) -> int:
     return max(max_length - tokenizer.num_special_tokens_to_add(), 0)
 
 
-def cache_key(content_key: str, tokenizer, max_length: int, truncation: Truncation = "head",
-              head_tokens: int = 128, windows: Optional[Windows] = None) -> str:
-    """``head`` keeps the key of caches written before ``truncation`` existed (they are head caches);
-    ``head_tail`` adds itself and its head length (capped to the budget, as :func:`encode` uses it);
-    ``windows`` (``long_text: windows``) adds its stride and window cap."""
-    check_truncation(truncation, head_tokens)
-    parts = [CACHE_FORMAT, content_key, tokenizer_fingerprint(tokenizer), str(max_length)]
-    if truncation != "head":
-        parts += [truncation, str(min(head_tokens, token_budget(tokenizer, max_length)))]
-    if windows is not None:
-        parts += ["windows", str(windows.stride), str(windows.max_windows)]
+def cache_key(content_key: str, tokenizer, spec: TokenizationSpec) -> str:
+    """The file's content, the tokenizer and the spec's :meth:`~TokenizationSpec.key_parts`."""
+    parts = [CACHE_FORMAT, content_key, tokenizer_fingerprint(tokenizer), *spec.key_parts()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -151,11 +147,10 @@ def full_ids(tokenizer, texts: list[str]) -> list[list[int]]:
     return tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
 
-def encode_windows(tokenizer, texts: Sequence[str], max_length: int, windows: Windows) -> TokenizedTexts:
+def encode_windows(tokenizer, texts: Sequence[str], spec: TokenizationSpec) -> TokenizedTexts:
     """``long_text: windows``: tokenize each text once, in full, and cut it into windows
     (:func:`data_modules.long_text.window_ids`); count the texts with more than ``max_windows``."""
-    budget, prefix = token_budget(tokenizer, max_length), special_prefix(tokenizer)
-    resolve_windows(windows.stride, windows.max_windows, budget, max_length)  # a stride that fits
+    budget, prefix, windows = spec.budget, special_prefix(tokenizer), spec.windows
     specials = tokenizer.num_special_tokens_to_add()
     chunks: list[np.ndarray] = []
     counts, truncated = [0], 0
@@ -168,19 +163,17 @@ def encode_windows(tokenizer, texts: Sequence[str], max_length: int, windows: Wi
     return ragged(chunks, truncated, np.cumsum(counts, dtype=np.int64))
 
 
-def encode(tokenizer, texts: Sequence[str], max_length: int, truncation: Truncation = "head",
-           head_tokens: int = 128, windows: Optional[Windows] = None) -> TokenizedTexts:
-    """Tokenize with truncation to ``max_length`` and count the abstracts that were truncated.
+def encode(tokenizer, texts: Sequence[str], spec: TokenizationSpec) -> TokenizedTexts:
+    """Tokenize with truncation to ``spec.max_length`` and count the abstracts that were truncated.
 
     ``head`` keeps the start of a long abstract; ``head_tail`` its first ``head_tokens`` and its end
-    (same length). Abstracts that fit are tokenized identically by both. With ``windows``, see
+    (same length). Abstracts that fit are tokenized identically by both. With windows, see
     :func:`encode_windows`."""
-    check_truncation(truncation, head_tokens)
-    if windows is not None:
-        return encode_windows(tokenizer, texts, max_length, windows)
+    if spec.windows is not None:
+        return encode_windows(tokenizer, texts, spec)
     chunks: list[np.ndarray] = []
     truncated = 0
-    budget = token_budget(tokenizer, max_length)
+    max_length, budget = spec.max_length, spec.budget
     for start in range(0, len(texts), ENCODE_CHUNK):
         batch = list(texts[start:start + ENCODE_CHUNK])
         enc = tokenizer(batch, truncation=True, max_length=max_length, return_overflowing_tokens=True,
@@ -197,29 +190,28 @@ def encode(tokenizer, texts: Sequence[str], max_length: int, truncation: Truncat
                 continue
             previous, overflowed = sample, False
             chunks.append(np.asarray(ids, dtype=np.int32))
-        if truncation == "head_tail" and long_rows:  # re-tokenize only the long ones, in full
+        if spec.truncation == "head_tail" and long_rows:  # re-tokenize only the long ones, in full
             first, prefix = len(chunks) - len(batch), special_prefix(tokenizer)
             specials = tokenizer.num_special_tokens_to_add()
             for row, ids in zip(long_rows, full_ids(tokenizer, [batch[row - first] for row in long_rows])):
-                kept = head_tail_ids(ids, budget, head_tokens, prefix, specials)
+                kept = head_tail_ids(ids, budget, spec.head_tokens, prefix, specials)
                 chunks[row] = np.asarray(kept, dtype=np.int32)
     return ragged(chunks, truncated)
 
 
-def load_or_encode(tokenizer, texts: Sequence[str], cache_dir: str | Path, content_key: str, max_length: int,
-                   truncation: Truncation = "head", head_tokens: int = 128,
-                   windows: Optional[Windows] = None) -> TokenizedTexts:
+def load_or_encode(tokenizer, texts: Sequence[str], cache_dir: str | Path, content_key: str,
+                   spec: TokenizationSpec) -> TokenizedTexts:
     """Return cached ids for these texts, tokenizing (under a file lock) only on a cache miss."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(content_key, tokenizer, max_length, truncation, head_tokens, windows)
+    key = cache_key(content_key, tokenizer, spec)
     path = cache_dir / f"tokens-{key}.npz"
     with FileLock(str(path) + ".lock"):
         if path.is_file():
             with np.load(path, allow_pickle=False) as stored:
                 return TokenizedTexts(stored["ids"], stored["offsets"], int(stored["num_truncated"]),
                                       stored["windows"] if "windows" in stored.files else None)
-        tokenized = encode(tokenizer, texts, max_length, truncation, head_tokens, windows)
+        tokenized = encode(tokenizer, texts, spec)
         extra = {} if tokenized.windows is None else {"windows": tokenized.windows}
         with atomic_open(path, "wb") as handle:
             np.savez(handle, ids=tokenized.ids, offsets=tokenized.offsets,

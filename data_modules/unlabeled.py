@@ -32,6 +32,7 @@ from .loaders import AbstractsLoaders
 from .readers import decode_utf8, read_bytes, read_table, read_texts
 from .sampling import stratified_split
 from .token_cache import load_or_encode
+from .tokenization import TokenizationSpec, encoder_positions_of
 
 
 class MaskingCollator:
@@ -146,9 +147,11 @@ class UnlabeledTextDataModule(AbstractsLoaders):
             if len(texts) < 2:
                 raise DataError(f"{self.text_file or 'data.task_data'}: pretraining needs at least 2 texts "
                                 f"(one held out for val/loss), found {len(texts)}")
-            self._tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, source, self.max_length)
+            spec = TokenizationSpec.resolve(self.tokenizer, self.max_length,
+                                            max_positions=encoder_positions_of(self.tokenizer_name))
+            self._tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, source, spec)
             rank_zero_info(f"pretrain data: {len(texts)} texts, {self._tokens.num_truncated} truncated "
-                           f"to {self.max_length} tokens")
+                           f"to {spec.max_length} tokens")
         return self._tokens
 
     def prepare_data(self) -> None:

@@ -35,12 +35,13 @@ from .errors import MedtextError
 Method = Literal["attention", "gradient_x_input", "integrated_gradients"]
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int, truncation: str = "head", head_tokens: int = 128) -> list[dict]:
-    """Per text: the model's input ``ids`` (the data module's truncation) and, per kept position, its
-    word index (``None`` for special tokens); ``words`` are (start, end) character spans of every word."""
-    from data_modules.token_cache import head_tail_ids, silence_length_warning, special_prefix, token_budget
+def tokenize(tokenizer, texts: list[str], spec) -> list[dict]:
+    """Per text: the model's input ``ids`` (cut as the data module's ``spec``, a ``TokenizationSpec``, cuts
+    them; with windows: the first window) and, per kept position, its word index (``None`` for special
+    tokens); ``words`` are (start, end) character spans of every word."""
+    from data_modules.token_cache import head_tail_ids, silence_length_warning, special_prefix
 
-    budget, prefix = token_budget(tokenizer, max_length), special_prefix(tokenizer)
+    budget, prefix = spec.budget, special_prefix(tokenizer)
     specials = tokenizer.num_special_tokens_to_add()
     silence_length_warning(tokenizer)  # the ids are cut below, as the data module cuts them
     enc = tokenizer(texts, truncation=False, return_offsets_mapping=True, return_special_tokens_mask=True,
@@ -49,8 +50,7 @@ def tokenize(tokenizer, texts: list[str], max_length: int, truncation: str = "he
     for i in range(len(texts)):
         ids, special = enc["input_ids"][i], enc["special_tokens_mask"][i]
         word_ids, offsets = enc.word_ids(i), enc["offset_mapping"][i]
-        kept = head_tail_ids(range(len(ids)), budget, head_tokens if truncation == "head_tail" else budget,
-                             prefix, specials)
+        kept = head_tail_ids(range(len(ids)), budget, spec.kept_head, prefix, specials)
         spans: dict[int, list[int]] = {}
         for position, word in enumerate(word_ids):
             if word is not None and not special[position]:
@@ -136,8 +136,7 @@ def choose_method(head: type, method: str | None) -> str:
     return method or ("attention" if has_attention else "gradient_x_input")
 
 
-def explain_texts(model, tokenizer, texts: list[str], max_length: int, truncation: str = "head",
-                  head_tokens: int = 128, method: str | None = None, batch_size: int = 8,
+def explain_texts(model, tokenizer, texts: list[str], spec, method: str | None = None, batch_size: int = 8,
                   steps: int = 20) -> list[dict]:
     """Per text: ``words`` (character spans), ``weights`` (per word: per label, or ``None`` if unseen),
     ``probabilities`` and ``predictions`` (``TextClassifier.predict_step``'s)."""
@@ -145,7 +144,7 @@ def explain_texts(model, tokenizer, texts: list[str], max_length: int, truncatio
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     results = []
     for start in range(0, len(texts), batch_size):
-        encoded = tokenize(tokenizer, texts[start:start + batch_size], max_length, truncation, head_tokens)
+        encoded = tokenize(tokenizer, texts[start:start + batch_size], spec)
         width = max(len(e["ids"]) for e in encoded)
         ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
         mask, special = torch.zeros_like(ids), torch.zeros_like(ids, dtype=torch.bool)
@@ -223,13 +222,13 @@ def main(args: list[str] | None = None) -> None:
     method = choose_method(settings.head_class, options.method)  # refused before loading weights
     model = load_model(ckpt_path or config.ckpt_path)
     began = time.perf_counter()
-    results = explain_texts(model, data.tokenizer, texts[:rows], data.max_length, data.truncation, data.head_tokens,
-                            method, options.batch_size, options.steps)
+    results = explain_texts(model, data.tokenizer, texts[:rows], data.tokenization, method, options.batch_size,
+                            options.steps)
     seconds = time.perf_counter() - began
     cards = [{"row_id": row_ids[i], "text": texts[i], **result,
               "truth": None if truth is None else truth[i].tolist()} for i, result in enumerate(results)]
     page = render(cards, model.label_names, bool(model.hparams.multi_label), method,
-                  {"checkpoint": Path(config.ckpt_path).name, "file": Path(path).name, "max_length": data.max_length})
+                  {"checkpoint": Path(config.ckpt_path).name, "file": Path(path).name, "max_length": data.tokenization.max_length})
     atomic_write_text(options.output_file, page)
     print(f"wrote {options.output_file}: {rows} abstracts, {method}, {seconds:.1f} s")
 

@@ -28,8 +28,7 @@ CARD_METRICS = ("test/accuracy", "test/exact_match", "test/macro_f1", "test/micr
 
 def data_settings(settings: CheckpointSettings, tokenizer) -> dict:
     """How the checkpoint's data module read and tokenized texts: its init args over its class's defaults."""
-    from data_modules.long_text import resolve_windows
-    from data_modules.token_cache import token_budget
+    from data_modules.tokenization import TokenizationSpec
 
     data = settings.data or {"class_path": "data_modules.AbstractsDataModule", "init_args": {}}
     cls = import_class(data["class_path"])
@@ -38,10 +37,9 @@ def data_settings(settings: CheckpointSettings, tokenizer) -> dict:
     args = {**defaults, **(data.get("init_args") or {})}
     found = {key: args.get(key) for key in ("text_column", "id_column", "file_format", "max_length", "truncation",
                                              "head_tokens", "long_text", "window_stride", "max_windows")}
-    if found["long_text"] == "windows":
-        budget = token_budget(tokenizer, found["max_length"])
-        found["window_stride"] = resolve_windows(found["window_stride"], found["max_windows"], budget,
-                                                 found["max_length"]).stride
+    # as the data module resolved them (a stride of windows; max_length within the encoder's positions)
+    found.update(TokenizationSpec.from_settings(found, tokenizer, settings.hyper_parameters.get("encoder_name")).settings())
+    del found["budget"]  # counted again from the exported tokenizer when the export is loaded
     found["window_pooling"] = settings.hyper_parameters.get("window_pooling", "mean")
     return found
 

@@ -53,7 +53,7 @@ def check_sequences(exported, texts: Optional[list[str]], count: int, seed: int 
         return [tokens.sequence(j) for j in range(min(count, len(tokens.offsets) - 1))]
     from data_modules.token_cache import special_prefix
 
-    tokenizer, max_length = exported.tokenizer, exported.settings["data"]["max_length"]
+    tokenizer, max_length = exported.tokenizer, exported.tokenization.max_length
     special = set(tokenizer.all_special_ids)
     vocabulary = np.array([i for i in range(len(tokenizer)) if i not in special])
     # the special tokens the tokenizer's own call puts around a text, placed around the random ids as
@@ -63,7 +63,7 @@ def check_sequences(exported, texts: Optional[list[str]], count: int, seed: int 
     prefix = special_prefix(tokenizer)
     before, after = specials[:prefix], specials[prefix:]
     rng = np.random.default_rng(seed)
-    budget = max(max_length - len(specials), 1)
+    budget = max(exported.tokenization.budget, 1)
     lengths = np.linspace(max(budget // count, 1), budget, count).astype(int)
     return [np.asarray(before + rng.choice(vocabulary, n).tolist() + after)[:max_length] for n in lengths]
 

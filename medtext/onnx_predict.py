@@ -13,6 +13,7 @@ its settings and their checksum, and its graph (run on max_length tokens; a syml
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -94,12 +95,14 @@ class ExportedModel:
 
     def tokenize(self, texts: Sequence[str]):
         """Token ids as the checkpoint's data module made them (a ``TokenizedTexts``)."""
-        from data_modules.long_text import Windows
-        from data_modules.token_cache import encode
+        return self.tokenization.encode(self.tokenizer, list(texts))
 
-        data = self.settings["data"]
-        windows = Windows(data["window_stride"], data["max_windows"]) if data["long_text"] == "windows" else None
-        return encode(self.tokenizer, list(texts), data["max_length"], data["truncation"], data["head_tokens"], windows)
+    @functools.cached_property
+    def tokenization(self):
+        """The data module's :class:`~data_modules.tokenization.TokenizationSpec`, from the export's settings."""
+        from data_modules.tokenization import TokenizationSpec
+
+        return TokenizationSpec.from_settings(self.settings["data"], self.tokenizer)
 
     def sequence_logits(self, sequences: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         """Logits (sequences, labels) of token id sequences, run in batches of similar length."""

@@ -37,3 +37,13 @@ def words(n: int) -> str:
 def text_of(vocabulary: list[str], n: int, shift: int = 0) -> str:
     """``n`` distinct one-token words (the ``vocabulary`` fixture) from ``shift`` on: ``n`` tokens."""
     return " ".join(vocabulary[(i + shift) % len(vocabulary)] for i in range(n))
+
+
+def spec(tokenizer, max_length: int, truncation: str = "head", head_tokens: int = 128, windows=None):
+    """The ``TokenizationSpec`` of these settings (``windows``: a ``data_modules.long_text.Windows``)."""
+    from data_modules.tokenization import TokenizationSpec
+
+    if windows is None:
+        return TokenizationSpec.resolve(tokenizer, max_length, truncation, head_tokens)
+    return TokenizationSpec.resolve(tokenizer, max_length, truncation, head_tokens, "windows", windows.stride,
+                                    windows.max_windows)

@@ -58,6 +58,8 @@ def test_best_is_weights_only_and_last_the_training_state(tiny_encoder, tmp_path
     assert best["state_dict"].keys() == last["state_dict"].keys() and "thresholds" in best["state_dict"]
     assert best["hyper_parameters"]["label_names"] == fitted.datamodule.label_names
     assert best["datamodule_hyper_parameters"]["label_map"] == fitted.datamodule.label_map
+    recorded = best[type(fitted.datamodule).__qualname__]["tokenization"]  # the resolved TokenizationSpec
+    assert recorded == fitted.datamodule.tokenization.settings() and recorded["budget"] > 0
     sizes = {p.name: p.stat().st_size for p in (best_path, folder / "checkpoints" / "last.ckpt")}
     print(f"checkpoint sizes: {sizes}")
     assert sizes[best_path.name] < 0.5 * sizes["last.ckpt"]  # AdamW keeps two moments per weight

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import in_folder, run, tiny_config
+from data_helpers import spec
 from test_multilabel import write_multilabel_csv
 
 from data_modules.synthetic import generate_abstracts
@@ -177,8 +178,8 @@ def test_integrated_gradients_for_the_mlp_head(multilabel_mlp_ckpt, tmp_path):
 def test_own_tokenization_is_the_model_input(tiny_encoder, truncation):
     tokenizer = load_tokenizer(tiny_encoder)
     texts = write_predict_file("new.csv")
-    ours = tokenize(tokenizer, texts, 32, truncation, head_tokens=10)
-    theirs = encode(tokenizer, texts, 32, truncation, head_tokens=10)
+    tokenization = spec(tokenizer, 32, truncation, head_tokens=10)
+    ours, theirs = tokenize(tokenizer, texts, tokenization), encode(tokenizer, texts, tokenization)
     assert [e["ids"] for e in ours] == [theirs[i].tolist() for i in range(len(texts))]
     for e in ours:
         specials = [p for p, w in enumerate(e["token_words"]) if w is None]

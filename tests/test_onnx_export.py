@@ -16,6 +16,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from cli_helpers import in_folder, run, tiny_config  # noqa: E402
+from data_helpers import spec  # noqa: E402
 from medtext import TextClassifier  # noqa: E402
 from medtext.commands import main  # noqa: E402
 from medtext.onnx_predict import ExportedModel  # noqa: E402
@@ -107,7 +108,7 @@ def test_head_tail_truncation_is_reproduced(exported, tokenizer):
     texts = read_texts(read_table(exported["test_file"]), exported["test_file"], "text")
     model = ExportedModel(exported["dir"])
     tokens = model.tokenize(texts)
-    expected = encode(tokenizer, texts, DATA["max_length"], "head_tail", DATA["head_tokens"])
+    expected = encode(tokenizer, texts, spec(tokenizer, DATA["max_length"], "head_tail", DATA["head_tokens"]))
     assert tokens.num_truncated > 0 and np.array_equal(tokens.ids, expected.ids)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import data_modules.token_cache as token_cache
 from conftest import write
-from data_helpers import words
+from data_helpers import spec, words
 from data_modules import AbstractsDataModule
 from data_modules.token_cache import cache_key, encode, load_or_encode, tokenizer_fingerprint
 from medtext.encoders import load_tokenizer
@@ -37,7 +37,7 @@ def test_single_word_is_one_token(tokenizer):
 
 def test_encode_counts_truncated_texts(tokenizer):
     texts = [words(1), words(14), words(15), words(100), words(3), words(40)]
-    tokens = encode(tokenizer, texts, MAX_LENGTH)
+    tokens = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH))
     assert len(tokens) == len(texts)
     assert tokens.lengths.tolist() == [3, 16, 16, 16, 5, 16]
     assert tokens.num_truncated == 3  # 15, 100 and 40 words; 14 words fit exactly
@@ -49,23 +49,23 @@ def test_encode_counts_truncated_texts(tokenizer):
 
 
 def test_encode_nothing_truncated(tokenizer):
-    tokens = encode(tokenizer, [words(n) for n in range(1, 15)], MAX_LENGTH)
+    tokens = encode(tokenizer, [words(n) for n in range(1, 15)], spec(tokenizer, MAX_LENGTH))
     assert tokens.num_truncated == 0
     assert tokens.lengths.tolist() == [n + 2 for n in range(1, 15)]
 
 
 def test_encode_across_chunks_matches_single_chunk(tokenizer, monkeypatch):
     texts = [words(n) for n in (20, 2, 30, 14, 15, 1, 50)]
-    whole = encode(tokenizer, texts, MAX_LENGTH)
+    whole = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH))
     monkeypatch.setattr(token_cache, "ENCODE_CHUNK", 2)
-    chunked = encode(tokenizer, texts, MAX_LENGTH)
+    chunked = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH))
     assert np.array_equal(whole.ids, chunked.ids)
     assert np.array_equal(whole.offsets, chunked.offsets)
     assert whole.num_truncated == chunked.num_truncated == 4
 
 
 def test_encode_empty_list(tokenizer):
-    tokens = encode(tokenizer, [], MAX_LENGTH)
+    tokens = encode(tokenizer, [], spec(tokenizer, MAX_LENGTH))
     assert len(tokens) == 0 and tokens.num_truncated == 0
 
 
@@ -73,12 +73,12 @@ def test_encode_empty_list(tokenizer):
 def test_load_or_encode_writes_one_file_and_reuses_it(tokenizer, tmp_path, monkeypatch):
     texts = [words(3), words(30), words(10)]
     cache = tmp_path / "tokens"
-    first = load_or_encode(tokenizer, texts, cache, "file-digest", MAX_LENGTH)
+    first = load_or_encode(tokenizer, texts, cache, "file-digest", spec(tokenizer, MAX_LENGTH))
     assert len(npz_files(cache)) == 1
     assert first.num_truncated == 1
 
     monkeypatch.setattr(token_cache, "encode", no_encoding)
-    second = load_or_encode(tokenizer, texts, cache, "file-digest", MAX_LENGTH)
+    second = load_or_encode(tokenizer, texts, cache, "file-digest", spec(tokenizer, MAX_LENGTH))
     assert len(npz_files(cache)) == 1
     assert np.array_equal(first.ids, second.ids)
     assert np.array_equal(first.offsets, second.offsets)
@@ -87,20 +87,20 @@ def test_load_or_encode_writes_one_file_and_reuses_it(tokenizer, tmp_path, monke
 
 
 def test_no_temporary_files_left_in_cache(tokenizer, tmp_path):
-    load_or_encode(tokenizer, [words(3)], tmp_path / "tokens", "k", MAX_LENGTH)
+    load_or_encode(tokenizer, [words(3)], tmp_path / "tokens", "k", spec(tokenizer, MAX_LENGTH))
     leftovers = [p.name for p in (tmp_path / "tokens").iterdir() if p.suffix not in (".npz", ".lock")]
     assert leftovers == []
 
 
 def test_cache_key_changes_with_max_length_and_content(tokenizer, tmp_path, monkeypatch):
-    base = cache_key("digest-a", tokenizer, MAX_LENGTH)
-    assert cache_key("digest-a", tokenizer, MAX_LENGTH) == base
-    assert cache_key("digest-a", tokenizer, MAX_LENGTH * 2) != base
-    assert cache_key("digest-b", tokenizer, MAX_LENGTH) != base
+    base = cache_key("digest-a", tokenizer, spec(tokenizer, MAX_LENGTH))
+    assert cache_key("digest-a", tokenizer, spec(tokenizer, MAX_LENGTH)) == base
+    assert cache_key("digest-a", tokenizer, spec(tokenizer, MAX_LENGTH * 2)) != base
+    assert cache_key("digest-b", tokenizer, spec(tokenizer, MAX_LENGTH)) != base
 
     cache = tmp_path / "tokens"
-    load_or_encode(tokenizer, [words(30)], cache, "digest-a", MAX_LENGTH)
-    longer = load_or_encode(tokenizer, [words(30)], cache, "digest-a", 64)
+    load_or_encode(tokenizer, [words(30)], cache, "digest-a", spec(tokenizer, MAX_LENGTH))
+    longer = load_or_encode(tokenizer, [words(30)], cache, "digest-a", spec(tokenizer, 64))
     assert len(npz_files(cache)) == 2
     assert longer.num_truncated == 0 and longer.lengths.tolist() == [32]
 
@@ -122,9 +122,9 @@ def test_tokenizer_fingerprint_depends_on_vocabulary(tiny_encoder):
 
 def test_tokenizer_fingerprint_ignores_previous_calls(tiny_encoder):
     tokenizer = load_tokenizer(tiny_encoder)
-    before = cache_key("digest", tokenizer, MAX_LENGTH)
-    encode(tokenizer, [words(3)], MAX_LENGTH)
-    assert cache_key("digest", tokenizer, MAX_LENGTH) == before
+    before = cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH))
+    encode(tokenizer, [words(3)], spec(tokenizer, MAX_LENGTH))
+    assert cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH)) == before
 
 
 def test_test_file_tokenized_during_fit_is_reused_by_a_later_test_run(tiny_encoder, tmp_path, monkeypatch):

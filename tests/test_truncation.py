@@ -23,7 +23,7 @@ from data_modules.token_cache import (
 )
 from medtext.errors import DataError
 
-from data_helpers import text_of
+from data_helpers import spec, text_of
 
 MAX_LENGTH = 16  # [CLS] + 14 content tokens + [SEP]
 
@@ -32,28 +32,28 @@ def test_head_tail_keeps_first_head_tokens_and_the_end(tokenizer, vocabulary):
     text = text_of(vocabulary, 50)
     content = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(content) == 50 and len(set(content)) == 50
-    tokens = encode(tokenizer, [text], MAX_LENGTH, "head_tail", head_tokens=5)
+    tokens = encode(tokenizer, [text], spec(tokenizer, MAX_LENGTH, "head_tail", head_tokens=5))
     kept = tokens[0].tolist()
     assert kept == [tokenizer.cls_token_id, *content[:5], *content[-9:], tokenizer.sep_token_id]
     assert tokens.num_truncated == 1 and len(kept) == MAX_LENGTH
     full = tokenizer(text)["input_ids"]  # the tokenizer's own special tokens, where it puts them
     assert kept == full[:6] + full[-10:]
-    head = encode(tokenizer, [text], MAX_LENGTH)
+    head = encode(tokenizer, [text], spec(tokenizer, MAX_LENGTH))
     assert head[0].tolist() == [tokenizer.cls_token_id, *content[:14], tokenizer.sep_token_id]
 
 
 @pytest.mark.parametrize("head_tokens, expected_head", [(0, 0), (14, 14), (100, 14)])
 def test_head_tokens_edge_values(tokenizer, vocabulary, head_tokens, expected_head):
     content = tokenizer(text_of(vocabulary, 30), add_special_tokens=False)["input_ids"]
-    kept = encode(tokenizer, [text_of(vocabulary, 30)], MAX_LENGTH, "head_tail", head_tokens)[0].tolist()
+    kept = encode(tokenizer, [text_of(vocabulary, 30)], spec(tokenizer, MAX_LENGTH, "head_tail", head_tokens))[0].tolist()
     tail = 14 - expected_head
     assert kept[1:-1] == content[:expected_head] + (content[-tail:] if tail else [])
 
 
 def test_short_texts_are_identical_to_head(tokenizer, vocabulary):
     texts = [text_of(vocabulary, n, shift=n) for n in (1, 5, 13, 14, 15, 40, 3)]
-    head = encode(tokenizer, texts, MAX_LENGTH)
-    head_tail = encode(tokenizer, texts, MAX_LENGTH, "head_tail", 4)
+    head = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH))
+    head_tail = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, "head_tail", 4))
     assert head.num_truncated == head_tail.num_truncated == 2
     assert head.lengths.tolist() == head_tail.lengths.tolist()
     for i in (0, 1, 2, 3, 6):
@@ -62,10 +62,10 @@ def test_short_texts_are_identical_to_head(tokenizer, vocabulary):
 
 
 def test_cache_keys_differ_between_modes(tokenizer):
-    head = cache_key("digest", tokenizer, MAX_LENGTH)
-    assert cache_key("digest", tokenizer, MAX_LENGTH, "head", 7) == head  # head ignores head_tokens
-    keys = {head, cache_key("digest", tokenizer, MAX_LENGTH, "head_tail", 4),
-            cache_key("digest", tokenizer, MAX_LENGTH, "head_tail", 5)}
+    head = cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH))
+    assert cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH, "head", 7)) == head  # head ignores head_tokens
+    keys = {head, cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH, "head_tail", 4)),
+            cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH, "head_tail", 5))}
     assert len(keys) == 3
     old = hashlib.sha256("\0".join([CACHE_FORMAT, "digest", tokenizer_fingerprint(tokenizer), str(MAX_LENGTH)])
                          .encode()).hexdigest()[:32]
@@ -96,7 +96,7 @@ def test_fit_and_config_free_predict_use_head_tail(tiny_encoder, vocabulary, tok
     cli = run("fit", "--config", str(config), "--data.truncation", "head_tail", "--data.head_tokens", "4")
     assert cli.datamodule.truncation == "head_tail"
     fitted = cli.datamodule.datasets["train"].tokens
-    expected = encode(tokenizer, [t for t, _ in rows], MAX_LENGTH, "head_tail", 4)
+    expected = encode(tokenizer, [t for t, _ in rows], spec(tokenizer, MAX_LENGTH, "head_tail", 4))
     assert np.array_equal(fitted.ids, expected.ids) and fitted.num_truncated == 23  # all but 10 words
 
     checkpoint = Path(cli.trainer.checkpoint_callback.best_model_path)
@@ -110,7 +110,7 @@ def test_fit_and_config_free_predict_use_head_tail(tiny_encoder, vocabulary, tok
                     "--predictions.output_file", str(out))
     assert predicted.datamodule.hparams["truncation"] == "head_tail"
     tokens = predicted.datamodule.datasets["predict"].tokens
-    assert np.array_equal(tokens.ids, encode(tokenizer, texts, MAX_LENGTH, "head_tail", 4).ids)
+    assert np.array_equal(tokens.ids, encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, "head_tail", 4)).ids)
     assert len(out.read_text().splitlines()) == 3
 
 

@@ -27,7 +27,7 @@ from data_modules.token_cache import (
 from medtext.errors import DataError
 from medtext.windows import pool_windows
 
-from data_helpers import text_of
+from data_helpers import spec, text_of
 
 MAX_LENGTH = 16  # [CLS] + 14 content tokens + [SEP]
 
@@ -37,7 +37,7 @@ def test_windows_overlap_by_the_stride_with_specials_at_both_ends(tokenizer, voc
     text = text_of(vocabulary, 40)
     content = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(content) == 40 and len(set(content)) == 40
-    tokens = encode(tokenizer, [text], MAX_LENGTH, windows=Windows(stride=4, max_windows=8))
+    tokens = encode(tokenizer, [text], spec(tokenizer, MAX_LENGTH, windows=Windows(stride=4, max_windows=8)))
     windows = [w.tolist() for w in tokens[0]]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     # windows of 14 content tokens starting every 10; the last one reaches the end
@@ -52,17 +52,17 @@ def test_windows_overlap_by_the_stride_with_specials_at_both_ends(tokenizer, voc
 
 def test_max_windows_drops_the_rest_and_counts_the_abstract(tokenizer, vocabulary):
     texts = [text_of(vocabulary, 40), text_of(vocabulary, 24, shift=3), text_of(vocabulary, 25, shift=5)]
-    tokens = encode(tokenizer, texts, MAX_LENGTH, windows=Windows(stride=4, max_windows=2))
+    tokens = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, windows=Windows(stride=4, max_windows=2)))
     assert [len(tokens[i]) for i in range(3)] == [2, 2, 2]
     assert tokens.num_truncated == 2  # 24 content tokens fit in two windows (0-13, 10-23), 25 and 40 do not
-    full = encode(tokenizer, texts[:1], MAX_LENGTH, windows=Windows(stride=4, max_windows=8))
+    full = encode(tokenizer, texts[:1], spec(tokenizer, MAX_LENGTH, windows=Windows(stride=4, max_windows=8)))
     assert [w.tolist() for w in tokens[0]] == [w.tolist() for w in full[0][:2]]
 
 
 def test_a_short_abstract_is_one_window_equal_to_truncate(tokenizer, vocabulary):
     texts = [text_of(vocabulary, n, shift=n) for n in (1, 5, 13, 14)]
-    truncated = encode(tokenizer, texts, MAX_LENGTH)
-    windowed = encode(tokenizer, texts, MAX_LENGTH, windows=Windows(stride=3, max_windows=4))
+    truncated = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH))
+    windowed = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, windows=Windows(stride=3, max_windows=4)))
     assert windowed.num_truncated == 0 and windowed.windows.tolist() == [0, 1, 2, 3, 4]
     for i in range(len(texts)):
         assert len(windowed[i]) == 1 and windowed[i][0].tolist() == truncated[i].tolist()
@@ -101,17 +101,16 @@ def test_a_stride_that_leaves_no_new_token_stops_with_one_line(tiny_encoder, str
 
 
 def test_cache_key_differs_for_windows_and_truncate_is_unchanged(tokenizer, vocabulary, tmp_path):
-    truncate = cache_key("digest", tokenizer, MAX_LENGTH)
+    truncate = cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH))
     old = hashlib.sha256("\0".join([CACHE_FORMAT, "digest", tokenizer_fingerprint(tokenizer), str(MAX_LENGTH)])
                          .encode()).hexdigest()[:32]
     assert truncate == old
-    keys = {truncate, *(cache_key("digest", tokenizer, MAX_LENGTH, windows=w)
+    keys = {truncate, *(cache_key("digest", tokenizer, spec(tokenizer, MAX_LENGTH, windows=w))
                         for w in (Windows(3, 8), Windows(4, 8), Windows(3, 2)))}
     assert len(keys) == 4
     texts = [text_of(vocabulary, 40), text_of(vocabulary, 3)]
-    written = load_or_encode(tokenizer, texts, tmp_path, "digest", MAX_LENGTH, windows=Windows(4, 3))
-    read = load_or_encode(tokenizer, ["not tokenized: read from the cache"] * 2, tmp_path, "digest", MAX_LENGTH,
-                          windows=Windows(4, 3))
+    written = load_or_encode(tokenizer, texts, tmp_path, "digest", spec(tokenizer, MAX_LENGTH, windows=Windows(4, 3)))
+    read = load_or_encode(tokenizer, ["not tokenized: read from the cache"] * 2, tmp_path, "digest", spec(tokenizer, MAX_LENGTH, windows=Windows(4, 3)))
     assert len(list(tmp_path.glob("tokens-*.npz"))) == 1
     assert np.array_equal(read.ids, written.ids) and np.array_equal(read.windows, written.windows)
     assert read.num_truncated == written.num_truncated == 1 and [len(read[i]) for i in range(2)] == [3, 1]
@@ -120,7 +119,7 @@ def test_cache_key_differs_for_windows_and_truncate_is_unchanged(tokenizer, voca
 # ------------------------------------------------------------------------------------ batches
 def test_collator_pads_windows_and_keeps_2d_batches(tokenizer, vocabulary):
     texts = [text_of(vocabulary, 3), text_of(vocabulary, 30), text_of(vocabulary, 16)]
-    tokens = encode(tokenizer, texts, MAX_LENGTH, windows=Windows(4, 8))
+    tokens = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, windows=Windows(4, 8)))
     dataset = EncodedAbstracts(tokens, np.array([0, 1, 2]))
     assert len(dataset) == 3 and dataset.lengths.tolist() == [5, 16 + 16 + 12, 16 + 8]
     batch = PadCollator(tokenizer.pad_token_id, pad_to_multiple_of=8)([dataset[i] for i in range(3)])
