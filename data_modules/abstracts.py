@@ -26,7 +26,7 @@ from .data_check import drop_leaked_rows
 from .dataset import EncodedAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .loaders import AbstractsLoaders
-from .long_text import LongText, Windows, check_long_text
+from .long_text import LongText, check_long_text
 from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .soft_targets import check_weight, distillation_targets
@@ -173,13 +173,7 @@ class AbstractsDataModule(AbstractsLoaders):
                 self.window_stride, self.max_windows, max_positions=encoder_positions_of(self.tokenizer_name))
         return self._tokenization
 
-    @property
-    def windows(self) -> Optional[Windows]:
-        """``long_text: windows``'s stride and window cap (its stride checked against ``max_length``)."""
-        return self.tokenization.windows
-
-    def state_dict(self) -> dict:
-        """The training position (``AbstractsLoaders``) and, for the record, the resolved tokenization."""
+    def state_dict(self) -> dict:  # checkpoints: the training position and, for the record, the tokenization
         return {**super().state_dict(), **({"tokenization": self._tokenization.settings()} if self._tokenization else {})}
 
     # ----------------------------------------------------------------- reading

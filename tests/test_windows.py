@@ -94,9 +94,9 @@ def test_a_stride_that_leaves_no_new_token_stops_with_one_line(tiny_encoder, str
     data = AbstractsDataModule(tokenizer_name=tiny_encoder, max_length=MAX_LENGTH, long_text="windows",
                                window_stride=stride)
     with pytest.raises(DataError, match="window_stride must be >= 0 and below the 14 content tokens") as err:
-        _ = data.windows
+        _ = data.tokenization
     assert "\n" not in str(err.value)
-    assert AbstractsDataModule(tokenizer_name=tiny_encoder, max_length=MAX_LENGTH, long_text="windows").windows == \
+    assert AbstractsDataModule(tokenizer_name=tiny_encoder, max_length=MAX_LENGTH, long_text="windows").tokenization.windows == \
         Windows(stride=3, max_windows=8)  # default stride: a quarter of the 14 content tokens
 
 
