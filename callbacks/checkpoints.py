@@ -1,21 +1,7 @@
 """The best checkpoint and early stopping, following the model's selection metric.
 
-:class:`BestCheckpoint` (a ``ModelCheckpoint``) and :class:`SelectionEarlyStopping` (an
-``EarlyStopping``) have ``monitor=None`` by default: in ``setup`` they take ``pl_module.selection_metric``
-(``medtext.TextClassifier``: ``val/macro_f1``; multi-label ``val/tuned_micro_f1``), maximised. So a
-config names no metric, and the best checkpoint, early stopping and a sweep's metric cannot disagree.
-An explicit ``monitor`` (with its ``mode``) is kept as given.
-
-Checkpoint state: Lightning calls ``setup`` before it restores callback states from ``--ckpt_path``
-(in ``fit``, ``validate``, ``test`` and ``predict``, with every strategy) and before any save, so the
-monitor is known whenever ``state_key`` is read for a checkpoint. ``state_key`` is the one the plain
-Lightning class has with the same arguments (``ModelCheckpoint{'monitor': 'val/macro_f1', 'mode':
-'max', ...}``, ``EarlyStopping{...}``): checkpoints saved by configs that named the metric resume
-with their best score and patience counter, and readers of ``ModelCheckpoint...`` keys find it.
-As Lightning checked unique state keys before the monitor was known, ``setup`` checks them again.
-
-Lightning sets up checkpoint callbacks after all others: another callback reading ``monitor`` in
-its own ``setup`` sees ``None`` for a ``BestCheckpoint``; :func:`monitored_metric` answers at any time.
+With ``monitor=None`` (the default) both callbacks monitor the model's ``selection_metric``, maximised,
+so a config names no metric, and the best checkpoint, early stopping and a sweep's metric cannot disagree.
 """
 
 from __future__ import annotations
@@ -29,7 +15,8 @@ SELECTION_MODE = "max"  # selection metrics are scores: higher is better
 
 
 def selection_metric(pl_module: pl.LightningModule, callback: Optional[Callback] = None) -> str:
-    """The model's ``selection_metric``; a clear error if it has none."""
+    """The model's ``selection_metric`` (``medtext.TextClassifier``: ``val/macro_f1``; multi-label
+    ``val/tuned_micro_f1``); a clear error if it has none."""
     metric = getattr(pl_module, "selection_metric", None)
     if not isinstance(metric, str) or not metric:
         who = f"{type(callback).__name__}(monitor=None)" if callback is not None else "monitor=None"
@@ -39,7 +26,10 @@ def selection_metric(pl_module: pl.LightningModule, callback: Optional[Callback]
 
 
 def monitored_metric(callback: Callback, pl_module: pl.LightningModule) -> Optional[str]:
-    """The metric ``callback`` monitors (or will, once set up) with this model; ``None`` if none."""
+    """The metric ``callback`` monitors (or will, once set up) with this model; ``None`` if none.
+
+    Lightning sets up checkpoint callbacks after all others: another callback reading ``monitor`` in
+    its own ``setup`` sees ``None`` for a ``BestCheckpoint``; this answers at any time."""
     if isinstance(callback, (BestCheckpoint, SelectionEarlyStopping)) and callback.follows_model:
         return selection_metric(pl_module, callback)
     return getattr(callback, "monitor", None)
@@ -52,14 +42,23 @@ def _check_mode(monitor: Optional[str], mode: str, name: str) -> None:
 
 
 def _plain_state_key(callback: Callback, key: str, plain: type) -> str:
-    """``key`` as the Lightning class ``plain`` would write it (its name instead of the subclass's)."""
+    """``key`` as the Lightning class ``plain`` would write it (its name instead of the subclass's):
+    ``ModelCheckpoint{'monitor': 'val/macro_f1', 'mode': 'max', ...}``, ``EarlyStopping{...}``.
+    Checkpoints saved by configs that named the metric then resume with their best score and patience
+    counter, and readers of ``ModelCheckpoint...`` keys find it."""
     own = type(callback).__qualname__
     return plain.__qualname__ + key[len(own):] if key.startswith(own + "{") else key
 
 
 def _resolve(callback: Callback, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    """Take the model's metric unless ``monitor`` was given (then kept as given, with its ``mode``).
+
+    Lightning calls ``setup`` before it restores callback states from ``--ckpt_path`` (in ``fit``,
+    ``validate``, ``test`` and ``predict``, with every strategy) and before any save, so the monitor
+    is known whenever ``state_key`` is read for a checkpoint."""
     if callback.follows_model:
         callback.monitor = selection_metric(pl_module, callback)
+    # Lightning checked that state keys are unique before the monitor was known: check again
     key = callback.state_key
     if any(other is not callback and other.state_key == key for other in trainer.callbacks):
         raise ValueError(f"two callbacks would store their state under {key}: give the "

@@ -1,12 +1,4 @@
-"""Stop ``fit`` at the first non-finite training loss, before a checkpoint of that step is saved.
-
-Lightning runs ``ModelCheckpoint`` callbacks after all others, so this callback's
-``on_train_batch_end`` sees the step's loss before the every-N-steps save of that step, and its
-error ends the run before the next validation and its save. The error is one line naming the step
-and the learning rates to lower (``python -m medtext`` exits with status 2). A save the exception
-would trigger (``save_on_exception``) is turned off; ``TextClassifier.on_save_checkpoint`` refuses
-any other save of non-finite weights (``medtext/divergence.py``).
-"""
+"""Stop ``fit`` at the first non-finite training loss, before a checkpoint of that step is saved."""
 
 from __future__ import annotations
 
@@ -18,7 +10,8 @@ from medtext.divergence import NonFiniteError, lower_rates_hint
 
 
 class StopOnDivergence(pl.Callback):
-    """Raises :class:`medtext.divergence.NonFiniteError` when the training loss is NaN or infinite."""
+    """Raises :class:`medtext.divergence.NonFiniteError` when the training loss is NaN or infinite: one
+    line naming the step and the learning rates to lower (``python -m medtext`` exits with status 2)."""
 
     def __init__(self):
         self.step = 0
@@ -28,6 +21,9 @@ class StopOnDivergence(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
+        """Lightning runs ``ModelCheckpoint`` callbacks after all others, so this sees the step's loss
+        before the every-N-steps save of that step, and its error ends the run before the next
+        validation and its save."""
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs  # None: a skipped batch
         here = torch.is_tensor(loss) and not bool(torch.isfinite(loss.detach()).all())
         # any rank's NaN stops every rank at the same step (DDP: no rank left waiting in a collective)
@@ -37,6 +33,8 @@ class StopOnDivergence(pl.Callback):
                                  f"{value}; {lower_rates_hint(pl_module)}; the checkpoints saved before it are kept")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """No ``save_on_exception`` of non-finite weights; ``TextClassifier.on_save_checkpoint`` refuses
+        any other save of them (``medtext/divergence.py``)."""
         if isinstance(exception, NonFiniteError):  # the weights are not finite: no checkpoint of them
             for callback in trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):

@@ -1,20 +1,7 @@
 """Per-class table and confusion matrix of every validation epoch and of the test, for the logger.
 
-With a W&B logger, each validation end (not the sanity check) and the test end log, under the stage's
-prefix (``val/`` or ``test/``):
-
-- ``per_class``: a ``wandb.Table`` of class, precision, recall, F1 and support;
-- ``per_class_f1``: a bar chart of F1 per class (from that table);
-- single-label: ``confusion_matrix``, W&B's confusion-matrix chart built from the epoch's counts
-  (rows: true class, columns: predicted class);
-- multi-label: ``confusion_matrix``, an image with one 2x2 matrix per label, and
-  ``confusion_counts``, a table of tn, fp, fn, tp per label;
-- test only: ``reliability``, the reliability diagram (uncalibrated and calibrated) as an image.
-
-Each log carries ``trainer/global_step``, so every epoch keeps its own table and chart. With other
-loggers (CSV, TensorBoard) each validation end writes, in the log directory,
-``reports/val_epoch=<e>_step=<s>_per_class.csv``, ``..._confusion_matrix.csv`` and
-``..._confusion_matrix.png``; the test report is :class:`ClassificationReport`'s. Global rank zero only.
+:class:`MetricTables` logs them to W&B; next to other loggers (CSV, TensorBoard) it writes each
+validation's as CSV and PNG files in the log directory's ``reports`` folder.
 """
 
 from __future__ import annotations
@@ -36,7 +23,8 @@ COLUMNS = ("class", "precision", "recall", "f1", "support")
 
 
 class MetricTables(pl.Callback):
-    """Logs the per-class table and the confusion matrix at every validation end and test end."""
+    """Logs the per-class table and the confusion matrix at every validation end (not the sanity
+    check) and test end, on global rank zero only."""
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -60,6 +48,12 @@ class MetricTables(pl.Callback):
 
 
 def log_to_wandb(logger, trainer: pl.Trainer, stage: str, results: dict, names: Sequence[str]) -> None:
+    """Log, under the stage's prefix (``val/`` or ``test/``): ``per_class``, a ``wandb.Table`` of class,
+    precision, recall, F1 and support; ``per_class_f1``, a bar chart of F1 per class (from that table);
+    ``confusion_matrix``: single-label, W&B's confusion-matrix chart built from the epoch's counts (rows:
+    true class, columns: predicted class), multi-label, an image with one 2x2 matrix per label, and
+    ``confusion_counts``, a table of tn, fp, fn, tp per label; test only: ``reliability``, the
+    reliability diagram (uncalibrated and calibrated) as an image."""
     import wandb
 
     title = f"{stage} (epoch {trainer.current_epoch}, step {trainer.global_step})"
@@ -83,7 +77,8 @@ def log_to_wandb(logger, trainer: pl.Trainer, stage: str, results: dict, names: 
             plot_reliability_png(png, results["reliability"], (float(results["ece_uncalibrated"]),
                                                                float(results["ece"])), f"reliability, {title}")
             payload[f"{stage}/reliability"] = wandb.Image(str(png))
-        logger.log_metrics(payload, step=trainer.global_step)  # the image is copied while logging
+        # at trainer/global_step: every epoch keeps its own table and chart; the image is copied while logging
+        logger.log_metrics(payload, step=trainer.global_step)
 
 
 def confusion_chart(matrix: torch.Tensor, names: Sequence[str], title: str):
@@ -98,7 +93,8 @@ def confusion_chart(matrix: torch.Tensor, names: Sequence[str], title: str):
 
 
 def write_files(folder: Path, prefix: str, results: dict, names: Sequence[str]) -> None:
-    """``<prefix>_per_class.csv``, ``<prefix>_confusion_matrix.csv`` and ``.png`` in ``folder``."""
+    """``<prefix>_per_class.csv``, ``<prefix>_confusion_matrix.csv`` and ``.png`` in ``folder``
+    (a validation's prefix: ``val_epoch=<e>_step=<s>``)."""
     write_rows_csv(folder / f"{prefix}_per_class.csv", per_class_table(results, names))
     matrix = results["confusion_matrix"]
     title = prefix.replace("_", " ")

@@ -2,8 +2,7 @@
 
 Lightning restores weights, optimizer, scheduler and loop progress, but not the global RNGs that
 dropout draws from; with this callback a run resumed from a mid-epoch checkpoint draws the same
-dropout masks as the uninterrupted run. Under DDP the checkpoint holds every rank's state (gathered
-when all ranks save), and each rank restores its own.
+dropout masks as the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ class RNGStateCheckpoint(pl.Callback):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore this rank's own state (under DDP, its entry in ``ranks``)."""
         ranks = state.get("ranks") or []
         if _rank() < len(ranks):
             state = ranks[_rank()]

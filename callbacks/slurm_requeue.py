@@ -1,21 +1,6 @@
 """Requeue a SLURM job before its time limit, saving at a point that all ranks agree on.
 
-``#SBATCH --signal=SIGUSR1@90`` makes SLURM send SIGUSR1 to every task 90 s before the limit.
-Lightning's own handler saves inside the signal handler, on every rank at once, which can hang
-under DDP. Here the handler only raises a flag; the ranks agree whether any of them got it (one
-tiny all-reduce) at each safe point: after a training step, at the end of a validation inside an
-epoch, and when training has ended (a signal during the final validation). If so, all of them save
-the full training state to ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's folder, see
-``medtext.slurm``), rank zero runs ``scontrol requeue``, and every rank raises
-:class:`medtext.errors.Requeued` (a requeue, not an error, for the CLI). The requeued job runs the
-same command and resumes from that file; when training had ended, it trains nothing and only runs
-the test after fit. A signal after training (during that test) is absorbed: the short test
-finishes and the job completes, not requeued. So the handler outlives ``fit`` when
-:attr:`hold_handler` is set; the CLI sets it and calls :meth:`release` when the command ends.
-Once the run has completed, rank zero deletes the job's requeue checkpoints that the run's
-``last.ckpt`` supersedes: each is a full training state, over a GB for a BERT-base encoder.
-
-The CLI adds this callback under SLURM and sets Lightning's ``SLURMEnvironment(auto_requeue=False)``.
+The CLI adds :class:`SlurmRequeue` under SLURM and sets Lightning's ``SLURMEnvironment(auto_requeue=False)``.
 """
 
 from __future__ import annotations
@@ -40,6 +25,14 @@ from medtext.wandb_runs import mark_sweep_trial_preempting
 class SlurmRequeue(pl.Callback):
     """On ``requeue_signal`` (SIGUSR1): save at the next safe point, requeue, stop at once.
 
+    ``#SBATCH --signal=SIGUSR1@90`` makes SLURM send SIGUSR1 to every task 90 s before the limit.
+    Lightning's own handler saves inside the signal handler, on every rank at once, which can hang
+    under DDP. Here the handler only raises a flag; the ranks agree whether any of them got it (one
+    tiny all-reduce) at each safe point. If so, all of them save the full training state to
+    ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's folder, see ``medtext.slurm``), rank zero runs
+    ``scontrol requeue``, and every rank raises :class:`medtext.errors.Requeued` (a requeue, not an
+    error, for the CLI). The requeued job runs the same command and resumes from that file.
+
     Args:
         requeue_signal: the signal ``#SBATCH --signal`` sends (a name such as ``SIGUSR1``).
     """
@@ -47,7 +40,9 @@ class SlurmRequeue(pl.Callback):
     def __init__(self, requeue_signal: str = "SIGUSR1"):
         self.requeue_signal = getattr(signal, requeue_signal)
         self.signalled = False
-        self.hold_handler = False  # True: the handler outlives fit's teardown, until release()
+        # True: the handler outlives fit's teardown, until release(). The CLI sets it so that a signal
+        # after training (during the test after fit) is absorbed: the short test finishes, no requeue.
+        self.hold_handler = False
         self._training_ended = False
         self._previous_handler = None
         self._key: Optional[str] = None
@@ -69,7 +64,7 @@ class SlurmRequeue(pl.Callback):
             self._previous_handler = signal.signal(self.requeue_signal, self._handler)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._requeue_if_signalled(trainer)
+        self._requeue_if_signalled(trainer)  # a safe point: after a training step
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Only a validation inside an epoch: after the epoch's last one, ModelCheckpoint saves at the
@@ -98,9 +93,9 @@ class SlurmRequeue(pl.Callback):
         raise Requeued(f"SLURM job {self._key} requeued; it resumes from {path}")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Delete this job's requeue checkpoints that the run's ``last.ckpt`` supersedes. Lightning calls
-        this hook only when training ended normally: an error, a requeue, SIGTERM or Ctrl-C end ``fit``
-        by an exception before it."""
+        """Delete this job's requeue checkpoints that the run's ``last.ckpt`` supersedes (rank zero; each
+        is a full training state, over a GB for a BERT-base encoder). Lightning calls this hook only when
+        training ended normally: an error, a requeue, SIGTERM or Ctrl-C end ``fit`` by an exception before it."""
         folder = Path(trainer.default_root_dir)
         if self._key is None or not trainer.is_global_zero or trainer.interrupted:
             return

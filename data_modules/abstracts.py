@@ -2,12 +2,6 @@
 
 Tokenizes each file once (``prepare_data``, rank 0), caches the ids on disk and pads each batch
 dynamically. Labels come from a labels file, an explicit ``label_map``, or the training file.
-
-Example config (``--data`` of ``python -m medtext fit``)::
-
-    data:
-      class_path: data_modules.AbstractsDataModule
-      init_args: {train_file: train.csv, text_column: abstract, label_column: label}
 """
 
 from __future__ import annotations
@@ -38,6 +32,12 @@ STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
 
 class AbstractsDataModule(AbstractsLoaders):
     """Abstracts classification data, single-label or multi-label.
+
+    Example config (``--data`` of ``python -m medtext fit``)::
+
+        data:
+          class_path: data_modules.AbstractsDataModule
+          init_args: {train_file: train.csv, text_column: abstract, label_column: label}
 
     Args:
         train_file: training data (CSV, TSV, JSON Lines or Parquet; format from the suffix).

@@ -1,13 +1,6 @@
-"""What a data module's splits hold, before training: rows, class counts, token lengths, truncation,
-duplicates within and across splits, identical texts with different labels, and validation or test
-abstracts that also appear in train (``drop_leaked`` removes those from train).
-
-Texts are compared by hash (a set per split; no pairwise comparison), twice: exactly as written, and
-normalised (:data:`NORMALISATION`). Token lengths come from the data module's token cache (what
-``fit`` reads); only the abstracts the cache holds truncated are tokenized again, in full.
-
->>> normalise("  The P53   gene-mutation, (TP53)!  ")
-'the p53 gene mutation tp53'
+"""What a data module's splits hold, before training (``python -m medtext check``): rows, class counts,
+token lengths, truncation, duplicates within and across splits, identical texts with different labels,
+and validation or test abstracts that also appear in train (``drop_leaked`` removes those from train).
 """
 
 from __future__ import annotations
@@ -36,11 +29,17 @@ _NOT_WORD = re.compile(r"[\W_]+")
 
 
 def normalise(text: str) -> str:
-    """The text compared for near-duplicates (:data:`NORMALISATION`)."""
+    """The text compared for near-duplicates (:data:`NORMALISATION`).
+
+    >>> normalise("  The P53   gene-mutation, (TP53)!  ")
+    'the p53 gene mutation tp53'
+    """
     return " ".join(_NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
 
 
 def digest(text: str) -> bytes:
+    """The hash texts are compared by (a set per split, no pairwise comparison), each text twice:
+    exactly as written and normalised (:func:`normalise`)."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
@@ -95,9 +94,9 @@ def collect_splits(dm) -> dict[str, Split]:
 
 
 def full_lengths(dm, split: Split) -> np.ndarray:
-    """Tokens of each row of the split's file, special tokens included, untruncated: the cached
-    length, and for the abstracts the cache holds cut (at ``max_length``, or in several windows) a
-    full tokenization of those only."""
+    """Tokens of each row of the split's file, special tokens included, untruncated: the length in the
+    data module's token cache (what ``fit`` reads), and for the abstracts the cache holds cut (at
+    ``max_length``, or in several windows) a full tokenization of those only."""
     tokens = split.tokens
     lengths = tokens.lengths.astype(np.int64)
     if tokens.windows is None:

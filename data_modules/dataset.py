@@ -1,19 +1,5 @@
 """The dataset of tokenized abstracts (cached token ids, optional labels) and the collator that pads
 its items into a batch.
-
->>> collate = PadCollator(pad_token_id=0)
->>> batch = collate([{"input_ids": np.array([101, 7, 102]), "index": 0},
-...                  {"input_ids": np.array([101, 102]), "index": 1}])
->>> batch["input_ids"].tolist(), batch["attention_mask"].tolist()
-([[101, 7, 102], [101, 102, 0]], [[1, 1, 1], [1, 1, 0]])
-
-With ``long_text: windows`` an item's ``input_ids`` is a list of windows; the batch is then
-(abstracts, windows, tokens), an abstract with fewer windows padded with all-padding windows:
-
->>> batch = collate([{"input_ids": [np.array([101, 7, 102]), np.array([101, 8, 102])], "index": 0},
-...                  {"input_ids": [np.array([101, 102])], "index": 1}])
->>> batch["attention_mask"].tolist()
-[[[1, 1, 1], [1, 1, 1]], [[1, 1, 0], [0, 0, 0]]]
 """
 
 from __future__ import annotations
@@ -58,8 +44,23 @@ def is_windows(input_ids) -> bool:
 
 
 class PadCollator:
-    """Pad a batch to its longest abstract (optionally to a multiple of ``pad_to_multiple_of``);
-    windowed items: to its longest window and to its most windows (all-padding windows)."""
+    """Pad a batch to its longest abstract (optionally to a multiple of ``pad_to_multiple_of``).
+
+    >>> collate = PadCollator(pad_token_id=0)
+    >>> batch = collate([{"input_ids": np.array([101, 7, 102]), "index": 0},
+    ...                  {"input_ids": np.array([101, 102]), "index": 1}])
+    >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist()
+    ([[101, 7, 102], [101, 102, 0]], [[1, 1, 1], [1, 1, 0]])
+
+    With ``long_text: windows`` an item's ``input_ids`` is a list of windows; the batch is then
+    (abstracts, windows, tokens): each window padded to the longest, an abstract with fewer windows
+    padded with all-padding windows:
+
+    >>> batch = collate([{"input_ids": [np.array([101, 7, 102]), np.array([101, 8, 102])], "index": 0},
+    ...                  {"input_ids": [np.array([101, 102])], "index": 1}])
+    >>> batch["attention_mask"].tolist()
+    [[[1, 1, 1], [1, 1, 1]], [[1, 1, 0], [0, 0, 0]]]
+    """
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: Optional[int] = None):
         self.pad_token_id = pad_token_id

@@ -1,9 +1,5 @@
-"""Dataset recipe for Hallmarks of Cancer (HoC; Baker et al. 2016), multi-label, 10 hallmarks.
-
-Reads the split of Nguyen & Ji (2021) from ``data_dir``: ``hoc_train.csv``, ``hoc_val.csv`` and,
-if present, ``hoc_test.csv`` (tab-separated despite the suffix; the abstract in the first column,
-whose header is empty; one 0/1 column per hallmark), and ``labels.json`` (or ``hoc_labels.json``)
-mapping each label column to ``"Name: description"``. The label columns are the keys of that file.
+"""Dataset recipe for Hallmarks of Cancer (HoC; Baker et al. 2016), multi-label, 10 hallmarks, in the
+split of Nguyen & Ji (2021), read from ``data_dir``.
 
     python -m medtext fit --config configs/hoc/minilm_mlp.yaml --data.data_dir ../shared/data/hoc
 """
@@ -18,11 +14,15 @@ from medtext.errors import DataError
 from .abstracts import AbstractsDataModule
 from .readers import load_label_texts
 
+# tab-separated despite the suffix: the abstract in the first column, whose header is empty, then one
+# 0/1 column per hallmark; hoc_test.csv is optional
 SPLITS = {"train": "hoc_train.csv", "val": "hoc_val.csv", "test": "hoc_test.csv"}
 LABEL_FILES = ("labels.json", "hoc_labels.json")
 
 
 def find_labels_file(folder: Path) -> Path:
+    """``labels.json`` (or ``hoc_labels.json``): ``{label column: "Name: description"}``; its keys are
+    the default label columns."""
     for name in LABEL_FILES:
         if (folder / name).is_file():
             return folder / name

@@ -1,16 +1,6 @@
-"""Labels: raw label values as they appear in a data file, mapped to readable class names, and the
+"""Labels: raw label values as they appear in a data file, mapped to readable class names by an
+ordered ``{raw value: class name}`` label map (class id ``i`` is its ``i``-th entry), and the
 :class:`LabelSet` of a data module (which classes, multi-label encoding, label descriptions).
-
-A label map is an ordered ``{raw value: class name}`` dict; class id ``i`` is the ``i``-th entry.
-Single-label data has one label column. Multi-label data has either several 0/1 label columns
-(``label_columns``, as in HoC) or one column of delimited label lists (``label_delimiter``).
-
->>> infer_label_map(["b", "a", "b"])
-{'a': 'a', 'b': 'b'}
->>> encode_labels(["2", "1"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
-[1, 0]
->>> encode_labels(["neoplasms", "2.0"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
-[0, 1]
 """
 
 from __future__ import annotations
@@ -34,7 +24,11 @@ def _natural_key(value: str):
 
 def infer_label_map(values: Iterable[str]) -> dict[str, str]:
     """Every distinct non-empty value, in natural sort order (``2`` before ``10``), named by itself;
-    integers written differently are one class: ``1``, ``01`` and ``1.0`` are ``1``."""
+    integers written differently are one class: ``1``, ``01`` and ``1.0`` are ``1``.
+
+    >>> infer_label_map(["b", "a", "b"])
+    {'a': 'a', 'b': 'b'}
+    """
     distinct = {_integer_form(v.strip()) for v in values if v.strip()}
     return {value: value for value in sorted(distinct, key=lambda v: (_natural_key(v), v))}
 
@@ -115,7 +109,13 @@ def match_label(value: str, lookup: dict[str, set[int]], label_map: dict[str, st
 def encode_labels(raw: Sequence[str], label_map: dict[str, str], path: str | Path, column: str) -> np.ndarray:
     """Class ids of ``raw`` labels, each written as its label value, its class name (``neoplasms``
     for ``1`` in Medical Abstracts) or, for integers, ``1.0``; a missing, unknown or ambiguous
-    label (e.g. a class name that is another class's label value) is an error naming its row."""
+    label (e.g. a class name that is another class's label value) is an error naming its row.
+
+    >>> encode_labels(["2", "1"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
+    [1, 0]
+    >>> encode_labels(["neoplasms", "2.0"], {"1": "neoplasms", "2": "digestive"}, "train.csv", "label").tolist()
+    [0, 1]
+    """
     lookup = label_lookup(label_map)
     ids = np.empty(len(raw), dtype=np.int64)
     for row, value in enumerate(raw, start=1):
@@ -150,7 +150,8 @@ def warn_conflicting_duplicates(texts: Sequence[str], labels: Sequence, path: st
 
 
 class LabelSet:
-    """How labels are read from a table, and which classes exist.
+    """How labels are read from a table, and which classes exist. Single-label data has one label column;
+    multi-label data several 0/1 ``label_columns`` (as in HoC) or one column of lists (``label_delimiter``).
 
     >>> LabelSet(label_column="label").multi_label
     False

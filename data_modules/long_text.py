@@ -1,13 +1,6 @@
-"""``long_text: windows``: an abstract longer than ``max_length`` becomes overlapping windows.
-
-Each window is a well-formed sequence of at most ``max_length`` tokens (the tokenizer's special
-tokens in place, BERT: ``[CLS] ... [SEP]``); consecutive windows share ``stride`` content tokens
-(as Hugging Face's ``stride``); an abstract keeps at most ``max_windows`` windows (the tokens
-beyond are dropped, and it counts as truncated). The windows are cut from the abstract's full
-token ids: the tokenizer runs once.
-
->>> window_ids([101, 1, 2, 3, 4, 5, 102], budget=3, stride=1, prefix=1, specials=2)
-[[101, 1, 2, 3, 102], [101, 3, 4, 5, 102]]
+"""``long_text: windows``: an abstract longer than ``max_length`` becomes overlapping windows, each a
+well-formed sequence of at most ``max_length`` tokens (the tokenizer's special tokens in place, BERT:
+``[CLS] ... [SEP]``).
 """
 
 from __future__ import annotations
@@ -25,7 +18,8 @@ LONG_TEXTS = ("truncate", "windows")
 @dataclass(frozen=True)
 class Windows:
     """Resolved ``long_text: windows`` settings: ``stride`` content tokens shared by consecutive
-    windows, at most ``max_windows`` windows per abstract."""
+    windows (as Hugging Face's ``stride``), at most ``max_windows`` windows per abstract (the tokens
+    beyond are dropped, and the abstract counts as truncated)."""
 
     stride: int
     max_windows: int
@@ -65,7 +59,11 @@ def window_ids(full: Sequence[int], budget: int, stride: int, prefix: int, speci
     text): content windows of ``budget`` tokens starting every ``budget - stride`` tokens, until one
     reaches the end (the last may be shorter), each wrapped in the specials; at most ``max_windows``
     (pass ``max_windows + 1`` to learn whether some were dropped). A text that fits: one window, its
-    ids unchanged."""
+    ids unchanged. Cut from the full ids, so the tokenizer runs once per text.
+
+    >>> window_ids([101, 1, 2, 3, 4, 5, 102], budget=3, stride=1, prefix=1, specials=2)
+    [[101, 1, 2, 3, 102], [101, 3, 4, 5, 102]]
+    """
     full = list(full)
     end = len(full) - (specials - prefix)
     head, content, tail = full[:prefix], full[prefix:end], full[end:]

@@ -1,10 +1,5 @@
 """Dataset recipe for the Medical Abstracts corpus (Schopf et al., 2022; 5 patient-condition classes).
 
-With ``data_dir`` holding the official files (``medical_tc_train.csv``, else the partial
-``medical_tc_train_partial.csv``; optional ``medical_tc_test.csv``; ``medical_tc_labels.csv``) it
-uses them. Without ``data_dir`` it downloads them from the corpus's GitHub repository, at a pinned
-commit, into ``<cache_dir>/medical_abstracts``.
-
     python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
         --data.data_dir ../shared/data/medical_abstracts
 """
@@ -53,6 +48,9 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
         self._resolved: Optional[dict] = None
 
     def resolve_files(self) -> dict[str, Optional[str]]:
+        """``data_dir``'s official files (``medical_tc_train.csv``, else the partial
+        ``medical_tc_train_partial.csv``; optional ``medical_tc_test.csv``; ``medical_tc_labels.csv``);
+        without ``data_dir``, downloaded ones."""
         if self._resolved is None:
             folder = Path(self.data_dir) if self.data_dir else self._download()
             if not folder.is_dir():
@@ -72,6 +70,8 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
         return self._resolved
 
     def _download(self) -> Path:
+        """Fetch the official files from the corpus's GitHub repository, at a pinned commit, into
+        ``<cache_dir>/medical_abstracts``."""
         folder = Path(self.cache_dir or default_cache_dir()) / "medical_abstracts"
         try:
             for name, sha256 in OFFICIAL_FILES.values():

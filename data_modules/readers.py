@@ -1,10 +1,5 @@
 """Read CSV, TSV, JSON Lines and Parquet tables of abstracts, and the labels files that name their
-classes, with one-line errors on bad input.
-
-Every value is read as a string so that a label ``1`` and a label ``"1"`` are the same label and a
-missing value is an empty string, never a float NaN. Rows are numbered from 1, header excluded.
-
->>> table = read_table("../shared/data/medical_abstracts/medical_tc_labels.csv")  # doctest: +SKIP
+classes, with one-line errors on bad input (rows numbered from 1, header excluded).
 """
 
 from __future__ import annotations
@@ -65,10 +60,13 @@ def _cell_to_str(value) -> str:
 
 
 def read_table(path: str | Path, file_format: str | None = None) -> pd.DataFrame:
-    """Read a data file into a DataFrame of strings (missing values become ``""``).
+    """Read a data file into a DataFrame of strings: a label ``1`` and a label ``"1"`` are the same
+    label, and a missing value is ``""``, never a float NaN.
 
     A column name given twice in the header (a JSON key twice in a row) is an error; so is a row with
     more fields than the header. Several columns with an empty name are allowed until one is used.
+
+    >>> table = read_table("../shared/data/medical_abstracts/medical_tc_labels.csv")  # doctest: +SKIP
     """
     path = Path(path)
     fmt = detect_format(path, file_format)

@@ -1,18 +1,6 @@
 """Which abstracts go where: the validation split held out of train; the training order, seeded,
 optionally length-bucketed, sharded across DDP ranks and resumable mid-epoch; and an evaluation
 sampler that visits each abstract once, longest first.
-
-Lightning calls ``set_epoch`` at every epoch start; the order of epoch ``e`` depends only on
-``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)`` (the data module's
-state); the resumed run skips those ``k`` batches and continues with exactly the batches the
-interrupted run would have seen.
-
->>> sampler = TrainingSampler(np.array([5, 1, 4, 2, 3, 6]), batch_size=2, seed=0)
->>> sorted(sampler)
-[0, 1, 2, 3, 4, 5]
->>> train, val = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), 0.5, seed=0)
->>> sorted(np.bincount(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])[val]).tolist())
-[2, 3]
 """
 
 from __future__ import annotations
@@ -31,6 +19,10 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 
     Multi-label rows (2-D ``labels``) are stratified by their label combination. Every class with
     at least two rows keeps one in each part.
+
+    >>> train, val = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), 0.5, seed=0)
+    >>> sorted(np.bincount(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])[val]).tolist())
+    [2, 3]
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
@@ -65,6 +57,15 @@ class TrainingSampler(DistributedSampler):
     Being a ``DistributedSampler``, Lightning uses it as it is under DDP instead of wrapping it.
     Each rank takes every ``num_replicas``-th index of one global order (padded by repetition to
     divide evenly), so consecutive indices of a rank still come from the same length bucket.
+
+    Lightning calls ``set_epoch`` at every epoch start; the order of epoch ``e`` depends only on
+    ``(seed, e)``. A checkpoint taken after ``k`` training batches stores ``(e, k)`` (the data module's
+    state); the resumed run skips those ``k`` batches (:meth:`skip_on_resume`) and continues with
+    exactly the batches the interrupted run would have seen.
+
+    >>> sampler = TrainingSampler(np.array([5, 1, 4, 2, 3, 6]), batch_size=2, seed=0)
+    >>> sorted(sampler)
+    [0, 1, 2, 3, 4, 5]
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, bucket_by_length: bool = False, seed: int = 0,

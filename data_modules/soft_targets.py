@@ -1,17 +1,7 @@
 """Distillation targets: a teacher's probabilities for the training file, mixed into the labels.
 
-A bigger model (the teacher, e.g. ``configs/medical_abstracts/mpnet_mlp.yaml``) writes its calibrated
-probabilities for every row of the training file with ``predict``; a smaller one (the student) then
-trains on ``(1 - weight) * label + weight * teacher`` (``data.soft_targets_file``,
-``data.soft_targets_weight``). The cross-entropy with these targets is ``(1 - w) * CE(label) + w *
-CE(teacher)``: the distillation loss at temperature 1 (Hinton et al., 2015), up to the teacher's entropy;
-for multi-label data each label's binary cross-entropy mixes the same way. Validation,
-test and threshold tuning keep the true labels; the deployed model is the student alone.
-
-    python -m medtext predict --ckpt_path teacher.ckpt --data.predict_file train.csv \\
-        --predictions.output_file teacher_train.csv
-    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
-        --data.soft_targets_file teacher_train.csv
+A bigger model (the teacher) writes its probabilities for the training file with ``predict``; a smaller
+one (the student) trains on their mix with the labels (``data.soft_targets_file``, ``data.soft_targets_weight``).
 """
 
 from __future__ import annotations
@@ -35,7 +25,17 @@ def check_weight(weight: float) -> float:
 
 def distillation_targets(path: str | Path, weight: float, train: dict, label_names: Sequence[str],
                          multi_label: bool) -> np.ndarray:
-    """The training targets of a data module's ``train`` split (its ``labels`` and ``row_ids``)."""
+    """The training targets of a data module's ``train`` split (its ``labels`` and ``row_ids``).
+    Validation, test and threshold tuning keep the true labels; the deployed model is the student alone.
+
+    The teacher (e.g. ``configs/medical_abstracts/mpnet_mlp.yaml``) writes its calibrated probabilities
+    for every row of the training file::
+
+        python -m medtext predict --ckpt_path teacher.ckpt --data.predict_file train.csv \\
+            --predictions.output_file teacher_train.csv
+        python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
+            --data.soft_targets_file teacher_train.csv
+    """
     teacher = teacher_probabilities(path, label_names, train["row_ids"], multi_label)
     rank_zero_info(f"training targets: {1 - weight:g} x the label + {weight:g} x the teacher's probabilities ({path})")
     return mix_targets(train["labels"], teacher, weight)
@@ -79,8 +79,12 @@ def teacher_probabilities(path: str | Path, label_names: Sequence[str], row_ids:
 def mix_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
     """``(1 - weight) * labels + weight * teacher``; class ids (single-label) become one-hot rows first.
 
+    The cross-entropy with these targets is ``(1 - w) * CE(label) + w * CE(teacher)``: the distillation
+    loss at temperature 1 (Hinton et al., 2015), up to the teacher's entropy; for multi-label data each
+    label's binary cross-entropy mixes the same way.
+
     >>> mix_targets(np.array([1]), np.array([[0.2, 0.8]], dtype=np.float32), 0.5).tolist()
-    [[0.10000000149011612, 0.8999999761581543]]
+    [[0.10000000149011612, 0.8999999761581421]]
     """
     hard = labels.astype(np.float32) if labels.ndim == 2 else np.eye(teacher.shape[1], dtype=np.float32)[labels]
     return ((1.0 - weight) * hard + weight * teacher).astype(np.float32)

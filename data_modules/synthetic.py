@@ -1,15 +1,7 @@
 """The demo data: a small synthetic corpus of abstract-like texts, generated offline, and the data
 module that writes and reads it (no external data; also used by the tests).
 
-Each abstract mixes sentences about one condition (its label) with generic clinical-study
-sentences and, sometimes, a distracting sentence about another condition; a few labels are flipped,
-so the task is learnable but not trivial.
-
     python -m medtext fit --config configs/demo.yaml
-
->>> rows = generate_abstracts(10, seed=0)
->>> sorted(rows[0])
-['label', 'text']
 """
 
 from __future__ import annotations
@@ -65,7 +57,16 @@ def _sentence(rng: random.Random, terms: list[str]) -> str:
 
 
 def generate_abstracts(n: int, seed: int = 0, label_noise: float = 0.05) -> list[dict[str, str]]:
-    """``n`` rows of ``{"text": ..., "label": class name}`` with balanced classes."""
+    """``n`` rows of ``{"text": ..., "label": class name}`` with balanced classes.
+
+    Each abstract mixes sentences about one condition (its label) with generic clinical-study
+    sentences and, sometimes, a distracting sentence about another condition; a few labels
+    (``label_noise``) are redrawn at random, so the task is learnable but not trivial.
+
+    >>> rows = generate_abstracts(10, seed=0)
+    >>> sorted(rows[0])
+    ['label', 'text']
+    """
     rng = random.Random(seed)
     names = list(CONDITIONS)
     rows = []

@@ -1,16 +1,5 @@
-"""Tokenize abstracts once and cache the token ids on disk.
-
-The cache key covers the file's bytes, the text column, the tokenizer (vocabulary, normaliser and
-special tokens) and the :class:`~data_modules.tokenization.TokenizationSpec` (max length, truncation,
-windows), so an edited file, another tokenizer or
-another truncation never reuses stale ids. Ids are stored ragged (one flat ``int32`` array plus
-offsets; with windows, one sequence per window plus each text's first window) in an ``.npz``
-written atomically.
-
->>> from transformers import AutoTokenizer  # doctest: +SKIP
->>> tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")  # doctest: +SKIP
->>> ids = load_or_encode(tokenizer, ["An abstract."], cache_dir="/tmp/cache", content_key="demo",
-...                      spec=TokenizationSpec.resolve(tokenizer, max_length=32))  # doctest: +SKIP
+"""Tokenize abstracts once and cache the token ids on disk, keyed so that an edited file, another
+tokenizer or another truncation never reuses stale ids.
 """
 
 from __future__ import annotations
@@ -103,7 +92,9 @@ def token_budget(tokenizer, max_length: int) -> int:
 
 
 def cache_key(content_key: str, tokenizer, spec: TokenizationSpec) -> str:
-    """The file's content, the tokenizer and the spec's :meth:`~TokenizationSpec.key_parts`."""
+    """The file's content (``content_key``: its bytes and text column), the tokenizer (vocabulary,
+    normaliser and special tokens: :func:`tokenizer_fingerprint`) and the spec's
+    :meth:`~data_modules.tokenization.TokenizationSpec.key_parts` (max length, truncation, windows)."""
     parts = [CACHE_FORMAT, content_key, tokenizer_fingerprint(tokenizer), *spec.key_parts()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
@@ -201,7 +192,16 @@ def encode(tokenizer, texts: Sequence[str], spec: TokenizationSpec) -> Tokenized
 
 def load_or_encode(tokenizer, texts: Sequence[str], cache_dir: str | Path, content_key: str,
                    spec: TokenizationSpec) -> TokenizedTexts:
-    """Return cached ids for these texts, tokenizing (under a file lock) only on a cache miss."""
+    """Return cached ids for these texts, tokenizing (under a file lock) only on a cache miss.
+
+    The ids are stored ragged (:class:`TokenizedTexts`: one flat ``int32`` array plus offsets; with
+    windows, one sequence per window plus each text's first window) in an ``.npz`` written atomically.
+
+    >>> from transformers import AutoTokenizer  # doctest: +SKIP
+    >>> tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")  # doctest: +SKIP
+    >>> ids = load_or_encode(tokenizer, ["An abstract."], cache_dir="/tmp/cache", content_key="demo",
+    ...                      spec=TokenizationSpec.resolve(tokenizer, max_length=32))  # doctest: +SKIP
+    """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(content_key, tokenizer, spec)

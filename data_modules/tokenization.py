@@ -1,13 +1,6 @@
-"""How an abstract becomes token ids: one resolved, frozen :class:`TokenizationSpec`.
-
-The data module builds it once from its settings and its tokenizer (the window stride resolved, the
-content-token budget counted, ``max_length`` clamped to what the encoder's positions allow); the
-token cache keys on it, the checkpoint records it, and export, ONNX predict and explain rebuild it
-from the saved settings, so every command cuts an abstract the way training did.
-
->>> spec = TokenizationSpec(max_length=16, budget=14, truncation="head_tail", head_tokens=4)
->>> spec.describe()
-'16 tokens (head_tail: first 4 + last 10)'
+"""How an abstract becomes token ids: one resolved, frozen :class:`TokenizationSpec`. The data module
+builds it once; the token cache keys on it, checkpoints record it, and export, ONNX predict and explain
+rebuild it from the saved settings, so every command cuts an abstract the way training did.
 """
 
 from __future__ import annotations
@@ -46,8 +39,9 @@ class TokenizationSpec:
     def resolve(cls, tokenizer, max_length: int = 512, truncation: Truncation = "head", head_tokens: int = 128,
                 long_text: LongText = "truncate", window_stride: Optional[int] = None, max_windows: int = 8,
                 max_positions: Optional[int] = None) -> "TokenizationSpec":
-        """The spec of these settings for ``tokenizer``; ``max_length`` above ``max_positions`` (the
-        encoder's, :func:`encoder_positions`) is lowered to it, with one line saying so."""
+        """The spec of these settings for ``tokenizer`` (the content-token budget counted, the window
+        stride resolved); ``max_length`` above ``max_positions`` (the encoder's, :func:`encoder_positions`)
+        is lowered to it, with one line saying so."""
         check_truncation(truncation, head_tokens)
         check_long_text(long_text, window_stride, max_windows, truncation)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
@@ -95,7 +89,11 @@ class TokenizationSpec:
         return encode(tokenizer, texts, self)
 
     def describe(self) -> str:
-        """What a truncated abstract keeps, for the line ``N of M abstracts truncated to ...``."""
+        """What a truncated abstract keeps, for the line ``N of M abstracts truncated to ...``.
+
+        >>> TokenizationSpec(max_length=16, budget=14, truncation="head_tail", head_tokens=4).describe()
+        '16 tokens (head_tail: first 4 + last 10)'
+        """
         if self.windows is not None:
             return f"{self.max_windows} windows of {self.max_length} tokens (stride {self.window_stride})"
         kept = f" (head_tail: first {self.kept_head} + last {self.budget - self.kept_head})" \

@@ -1,16 +1,6 @@
-"""Unlabeled abstracts for masked-language-model pretraining (``python -m medtext pretrain``).
-
-The texts come from ONE of: a task's data module (``task_data``: its TRAINING split only), a text
-file (``.txt``: one abstract per line, blank lines skipped) or a table (CSV, TSV, JSON Lines,
-Parquet) with ``text_column``. They are tokenized once into the token cache; a seeded
-``val_fraction`` is held out to report the MLM ``val/loss``. Masking is transformers'
-``DataCollatorForLanguageModeling`` on dynamically padded batches: fresh masks at every training
-step, and the same masks for the same abstracts at every validation (seeded), so ``val/loss`` is
-comparable across epochs.
-
-    data:
-      text_file: ../shared/data/medical_abstracts/medical_tc_train_partial.csv
-      text_column: medical_abstract
+"""Unlabeled abstracts for masked-language-model pretraining (``python -m medtext pretrain``): from a
+task's training split, a text file or a table, tokenized once into the token cache, with a seeded share
+held out to report the MLM ``val/loss``.
 """
 
 from __future__ import annotations
@@ -38,8 +28,9 @@ from .tokenization import TokenizationSpec, encoder_positions_of
 class MaskingCollator:
     """Pad a batch (to its longest abstract) and mask it with ``DataCollatorForLanguageModeling``.
 
-    With ``seed``, each batch's masks depend only on the seed and the abstracts in it (validation);
-    without, they come from the global (``seed_everything``-seeded) random state (training)."""
+    With ``seed``, each batch's masks depend only on the seed and the abstracts in it (validation: the
+    same masks at every epoch, so ``val/loss`` is comparable across epochs); without, fresh masks at
+    every step from the global (``seed_everything``-seeded) random state (training)."""
 
     def __init__(self, tokenizer, mlm_probability: float = 0.15, pad_to_multiple_of: int | None = None,
                  seed: int | None = None):
@@ -59,7 +50,11 @@ class MaskingCollator:
 
 class UnlabeledTextDataModule(AbstractsLoaders):
     """Unlabeled abstracts for ``python -m medtext pretrain``; give exactly one of ``task_data`` and
-    ``text_file``.
+    ``text_file``. E.g. in a pretrain config::
+
+        data:
+          text_file: ../shared/data/medical_abstracts/medical_tc_train_partial.csv
+          text_column: medical_abstract
 
     Args:
         task_data: a task's data module (``class_path``/``init_args`` as in its fit config, e.g.

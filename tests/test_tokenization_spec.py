@@ -18,7 +18,7 @@ def test_the_data_module_resolves_its_spec_once(tiny_encoder):
     data = module(tiny_encoder, max_length=16, long_text="windows")
     resolved = data.tokenization
     assert resolved is data.tokenization  # one spec per data module
-    assert resolved.budget == 14 and resolved.window_stride == 3 and data.windows == Windows(3, 8)  # [CLS] + 14 + [SEP]
+    assert resolved.budget == 14 and resolved.window_stride == 3 and resolved.windows == Windows(3, 8)  # [CLS] + 14 + [SEP]
     assert data.state_dict()["tokenization"] == resolved.settings()  # what the checkpoint records
 
 
