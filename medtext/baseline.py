@@ -100,6 +100,3 @@ def main(args: list[str] | None = None) -> None:
     out = run_dir(trainer) / "baseline.json"
     atomic_write_text(out, json.dumps(record, indent=2, default=float) + "\n")
     print(f"baseline written to {out}")
-
-
-main.parses_own_arguments = True  # medtext/commands.py: a LightningCLI parser of its own, not jsonargparse.auto_cli

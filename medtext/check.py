@@ -156,6 +156,3 @@ def main(args: list[str] | None = None) -> None:
     report = print_check(cli.datamodule)
     if cli.config.get("report_dir"):
         print(f"data report written to {write_report(report, cli.config.report_dir)}")
-
-
-main.parses_own_arguments = True  # medtext/commands.py: a LightningCLI parser of its own, not jsonargparse.auto_cli

@@ -160,23 +160,28 @@ def _read_checkpoint(path: str, mtime_ns: int) -> CheckpointSettings:
                               None if temperature is None else temperature.float().tolist())
 
 
+def peek_ckpt_path(args: list[str]) -> Optional[str]:
+    """The ``--ckpt_path`` of a command line, read before the command's parser exists (whose defaults
+    come from that checkpoint), or ``None``."""
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument("--ckpt_path")
+    return reader.parse_known_args(list(args))[0].ckpt_path
+
+
 def checkpoint_defaults(args: list[str]) -> dict[str, dict]:
     """Parser defaults for ``validate``/``test``/``predict --ckpt_path FILE``: the checkpoint's
     model and data (``{"predict.model": ..., "predict.data": ...}``). A config file or a
     command-line option still overrides them; ``--data OtherClass`` keeps what that class also takes."""
-    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    reader.add_argument("subcommand", nargs="?")
-    reader.add_argument("--ckpt_path")
-    known, _ = reader.parse_known_args(args)
-    if known.subcommand not in EVALUATION_COMMANDS or not known.ckpt_path or not Path(known.ckpt_path).is_file():
+    subcommand, ckpt_path = (args[0] if args else None), peek_ckpt_path(args[1:])
+    if subcommand not in EVALUATION_COMMANDS or not ckpt_path or not Path(ckpt_path).is_file():
         return {}
-    settings = read_checkpoint(known.ckpt_path)
+    settings = read_checkpoint(ckpt_path)
     sections = {"model": settings.model, "data": settings.data}
     for name, keys in MACHINE_LOCAL.items():
         if sections[name]:
             init_args = {k: v for k, v in (sections[name].get("init_args") or {}).items() if k not in keys}
             sections[name] = {**sections[name], "init_args": init_args}
-    return {f"{known.subcommand}.{name}": config for name, config in sections.items() if config}
+    return {f"{subcommand}.{name}": config for name, config in sections.items() if config}
 
 
 def tensor_bytes(value: Any) -> int:

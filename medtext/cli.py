@@ -22,7 +22,6 @@ from typing import Optional
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.environments import ClusterEnvironment, SLURMEnvironment
-from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
 import callbacks
@@ -30,9 +29,9 @@ import data_modules
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
-from .checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, StreamingCheckpointIO, checkpoint_defaults,
+from .checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, checkpoint_defaults,
                          read_checkpoint)
-from .launch_checks import choose_precision, slurm_launch_problem
+from .launch_checks import settle_precision, slurm_launch_problem, with_streaming_checkpoints
 from .lazy_exports import import_exports
 from .class_paths import trust_command_line
 from .classifier import TextClassifier
@@ -118,10 +117,7 @@ class MedtextCLI(LightningCLI):
         problem = slurm_launch_problem(os.environ, config.trainer.get("devices"), config.trainer.get("num_nodes"))
         if problem:
             rank_zero_info(f"medtext: warning: {problem}")
-        precision = choose_precision(config.trainer.get("precision"))
-        if precision != config.trainer.get("precision"):
-            print(f"this GPU has no bf16: using trainer.precision={precision}")
-            config.trainer.precision = precision
+        settle_precision(config.trainer)
         if self.subcommand == "fit":
             if (config.model.get("init_args") or {}).get("freeze_encoder_epochs"):
                 self._find_unused_parameters(config.trainer)  # before the run's identity is taken from it
@@ -155,10 +151,8 @@ class MedtextCLI(LightningCLI):
         torchrun (also inside a SLURM allocation) Lightning's own choice stands: torchrun's ranks."""
         from pytorch_lightning.plugins.environments import TorchElasticEnvironment
 
-        plugins = self.config_init.get(f"{self.subcommand}.trainer.plugins" if self.subcommand else "trainer.plugins")
-        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            plugins.append(StreamingCheckpointIO())
+        plugins = with_streaming_checkpoints(
+            self.config_init.get(f"{self.subcommand}.trainer.plugins" if self.subcommand else "trainer.plugins"))
         # Lightning's order (accelerator connector): TorchElastic before SLURM. A SLURMEnvironment here
         # would take SLURM's task count for the world size and refuse torchrun's devices=N in a one-task job.
         if (not TorchElasticEnvironment.detect() and SLURMEnvironment.detect()

@@ -1,14 +1,12 @@
 """``python -m medtext COMMAND``: every command, dispatched from one table.
 
 Lightning's four commands run through :class:`medtext.cli.MedtextCLI`. Every other command is a
-module with one typed entry function whose signature is its schema (``--help``, ``--config
-FILE``, ``--print_config`` from jsonargparse), added to :data:`COMMANDS` as ``"module:function"``;
-an entry function marked ``parses_own_arguments`` (a parser of its own) gets
-the command's arguments as they are.
+module's ``main(args)``, added to :data:`COMMANDS` as ``"module:main"``: it gets the command's
+arguments as they are and parses them with jsonargparse (``--help``, ``--config FILE``).
 
     python -m medtext --help
     python -m medtext fit --config configs/demo.yaml
-    python -m medtext hf-export runs/demo/version_0/checkpoints/best-epoch=1.ckpt exported/
+    python -m medtext export --ckpt_path runs/demo/version_0/checkpoints/best.ckpt --export.format hf exported/
     python -m medtext export --ckpt_path runs/demo/version_0/checkpoints/best.ckpt --export.format onnx onnx_model/
     python -m medtext predict --model_dir onnx_model/ --data.predict_file new.csv  # ONNX Runtime, no checkpoint
 """
@@ -33,8 +31,8 @@ LIGHTNING_COMMANDS = {
 COMMANDS = {  # command: ("module:function", what it does)
     "export": ("medtext.export:main",
                "write a checkpoint as an ONNX Runtime folder (--export.format onnx, every head) or a Hugging Face one (hf)"),
-    "hf-export": ("medtext.hf_export:export_checkpoint",
-                  "write a checkpoint as a Hugging Face AutoModelForSequenceClassification folder"),
+    "hf-export": ("medtext.export:hf_export_main",
+                  "the earlier name of export --export.format hf (a Hugging Face AutoModelForSequenceClassification folder)"),
     "check": ("medtext.check:main",
               "check a task config's data: rows, classes, token lengths, duplicates, leaks between splits"),
     "pretrain": ("medtext.pretrain:main",
@@ -45,7 +43,7 @@ COMMANDS = {  # command: ("module:function", what it does)
                  "a baseline (tfidf, embedding_probe, zero_shot_similarity, zero_shot_entailment) reported like test"),
     "compare": ("medtext.compare:main",
                 "test results of several runs side by side, with bootstrap intervals"),
-    "download": ("medtext.encoder_download:download",
+    "download": ("medtext.encoder_download:main",
                  "fetch an encoder and its tokenizer into the Hugging Face cache, for nodes without internet"),
 }
 
@@ -74,12 +72,8 @@ def run(argv: list[str]) -> None:
         from .onnx_predict import main as predict_exported
 
         predict_exported(argv[1:])
-    elif command in COMMANDS and getattr(entry_function(command), "parses_own_arguments", False):
-        entry_function(command)(argv[1:])
     elif command in COMMANDS:
-        from jsonargparse import auto_cli
-
-        auto_cli(entry_function(command), args=argv[1:], prog=f"medtext {command}")
+        entry_function(command)(argv[1:])
     elif command in LIGHTNING_COMMANDS:
         from .cli import build_cli
 

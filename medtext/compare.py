@@ -166,6 +166,3 @@ def main(args: list[str] | None = None) -> None:
         atomic_write_text(Path(options.output_dir) / "comparison.md", text)
         atomic_write_text(Path(options.output_dir) / "comparison.csv", to_csv(table))
         print(f"comparison written to {options.output_dir}")
-
-
-main.parses_own_arguments = True  # medtext/commands.py: a jsonargparse parser of its own (RUN_DIR ... positional)

@@ -83,3 +83,14 @@ def download(encoder: str, cache_dir: Optional[str] = None) -> Path:
     for line in environment_lines(folder.parents[2]):  # <cache>/models--org--name/snapshots/<commit>
         print(f"  {line}")
     return folder
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    """``medtext download ENCODER [--cache_dir DIR]``: :func:`download`, its signature the options."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="medtext download", description=download.__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
+    parser.add_function_arguments(download, as_positional=True)
+    options = parser.parse_args(args)
+    download(options.encoder, options.cache_dir)

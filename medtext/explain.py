@@ -22,14 +22,13 @@ the SUM of its pieces'. Special tokens and padding never get weight; words cut b
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from .checkpoint import load_model, read_checkpoint
+from .checkpoint import load_model, peek_ckpt_path, read_checkpoint
 from .errors import MedtextError
 
 Method = Literal["attention", "gradient_x_input", "integrated_gradients"]
@@ -197,9 +196,7 @@ def main(args: list[str] | None = None) -> None:
     from .explain_html import render
 
     args = list(sys.argv[2:] if args is None else args)
-    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    reader.add_argument("--ckpt_path")
-    ckpt_path = reader.parse_known_args(args)[0].ckpt_path
+    ckpt_path = peek_ckpt_path(args)
     settings = read_checkpoint(ckpt_path) if ckpt_path and "-h" not in args and "--help" not in args else None
     parser = build_parser(settings)
     config = parser.parse_args(args)
@@ -231,6 +228,3 @@ def main(args: list[str] | None = None) -> None:
                   {"checkpoint": Path(config.ckpt_path).name, "file": Path(path).name, "max_length": data.tokenization.max_length})
     atomic_write_text(options.output_file, page)
     print(f"wrote {options.output_file}: {rows} abstracts, {method}, {seconds:.1f} s")
-
-
-main.parses_own_arguments = True  # medtext/commands.py: its own jsonargparse parser (--data.* as for predict)

@@ -4,8 +4,9 @@
 sequence axes; ``medtext/onnx_export.py``), with ``int8`` also ``model.int8.onnx``; the tokenizer;
 ``medtext_export.json`` (label names in the checkpoint's order, multi_label, thresholds, temperatures,
 how to tokenize); and ``model_card.md``. It then prints the export check (``medtext/export_check.py``).
-``python -m medtext predict --model_dir OUT_DIR`` runs it (``medtext/onnx_predict.py``). ``hf`` is
-``medtext hf-export``: a Hugging Face sequence-classification folder (BERT-style MLP heads only).
+``python -m medtext predict --model_dir OUT_DIR`` runs it (``medtext/onnx_predict.py``). ``hf`` writes a
+Hugging Face sequence-classification folder (BERT-style MLP heads only; ``medtext hf-export`` is its
+earlier name).
 """
 
 from __future__ import annotations
@@ -189,4 +190,16 @@ def main(args: Optional[list[str]] = None) -> None:
     export_onnx(Path(options.ckpt_path), Path(options.out_dir), options.export.quantize, options.export.overwrite)
 
 
-main.parses_own_arguments = True  # medtext/commands.py: its own jsonargparse parser (OUT_DIR positional)
+def hf_export_main(args: Optional[list[str]] = None) -> None:
+    """``medtext hf-export CKPT OUT_DIR [--overwrite true]``: the earlier spelling of
+    ``medtext export --ckpt_path CKPT --export.format hf OUT_DIR``, kept for scripts that use it."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="medtext hf-export", description="the same as: medtext export --export.format hf")
+    parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
+    parser.add_argument("ckpt_path", type=str, help="a medtext checkpoint with a BERT-style MLP head")
+    parser.add_argument("out_dir", type=str, help="the folder to write")
+    parser.add_argument("--overwrite", type=bool, default=False, help="as export's --export.overwrite")
+    options = parser.parse_args(args)
+    main(["--ckpt_path", options.ckpt_path, "--export.format", "hf", "--export.overwrite",
+          str(options.overwrite).lower(), options.out_dir])

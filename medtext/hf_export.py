@@ -4,9 +4,9 @@ Works when the head is the sequence-classification head of BERT-family models: `
 ``pooling: cls``, ``hidden_dims: [hidden_size]`` and ``activation: tanh`` (the pooler's dense+tanh,
 then dropout and a linear classifier). The exported folder loads in ``transformers`` alone and
 gives the same logits, e.g. for ``pipeline("text-classification", model=folder)``. A non-empty
-folder is refused; ``--overwrite true`` replaces an earlier export there (``medtext/output_folders.py``).
+folder is refused; ``--export.overwrite true`` replaces an earlier export there (``medtext/output_folders.py``).
 
-    python -m medtext hf-export runs/x/version_0/checkpoints/best.ckpt exported_model/
+    python -m medtext export --ckpt_path runs/x/version_0/checkpoints/best.ckpt --export.format hf exported_model/
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def export_checkpoint(ckpt_path: Path, out_dir: Path, overwrite: bool = False) -
             lists, never the current directory or the checkpoint's folder (``medtext/output_folders.py``).
     """
     read_checkpoint(ckpt_path)  # a missing or unreadable file: one clear line
-    with output_folder(out_dir, "medtext hf-export", overwrite,
-                       hint=" (hf-export: add --overwrite true to replace an earlier export)",
+    with output_folder(out_dir, "medtext export --export.format hf", overwrite,
+                       hint=" (add --export.overwrite true to replace an earlier export)",
                        inputs=[("the input checkpoint", ckpt_path)]) as tmp:
         model = load_model(ckpt_path)
         to_sequence_classification(model).save_pretrained(tmp)

@@ -99,3 +99,25 @@ def choose_precision(precision: Optional[str], cuda_available: Optional[bool] = 
         return precision  # CPU autocast supports bf16
     bf16_supported = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported
     return precision if bf16_supported else "16-mixed"
+
+
+def settle_precision(trainer_config) -> None:
+    """Apply :func:`choose_precision` to a parsed ``trainer`` config, saying so when it changes."""
+    precision = choose_precision(trainer_config.get("precision"))
+    if precision != trainer_config.get("precision"):
+        print(f"this GPU has no bf16: using trainer.precision={precision}")
+        trainer_config.precision = precision
+
+
+def with_streaming_checkpoints(plugins) -> list:
+    """A config's ``trainer.plugins`` (``None``, one or a list) as a list with medtext's
+    :class:`~medtext.checkpoint.StreamingCheckpointIO` (atomic writes, no in-memory copy), unless it
+    brings a ``CheckpointIO`` of its own."""
+    from pytorch_lightning.plugins.io import CheckpointIO
+
+    from .checkpoint import StreamingCheckpointIO
+
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(StreamingCheckpointIO())
+    return plugins

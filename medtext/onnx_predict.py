@@ -191,6 +191,3 @@ def main(args: Optional[list[str]] = None) -> None:
                           np.arange(len(texts)), predictions, probabilities, kept=kept,
                           escape_formulas=options.predictions.escape_formulas)
     print(f"wrote {len(texts)} predictions to {options.predictions.output_file} ({len(texts) / max(seconds, 1e-9):.1f} abstracts/s)")
-
-
-main.parses_own_arguments = True  # medtext/commands.py: its own jsonargparse parser (--data.* as for predict)

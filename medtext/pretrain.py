@@ -26,13 +26,12 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from data_modules.unlabeled import UnlabeledTextDataModule
 
-from .checkpoint import StreamingCheckpointIO
 from .checkpoint_reading import load_checkpoint_file
 from .cli import own_arguments
 from .encoders import (attention_dropout_overrides, encoder_load_error, load_tokenizer, no_bar_for_local_weights,
                        resolve_encoder_path)
 from .errors import MedtextError
-from .launch_checks import choose_precision
+from .launch_checks import settle_precision, with_streaming_checkpoints
 from .optim import adamw_with_linear_warmup, parameter_groups
 from .output_folders import check_output_folder, output_folder
 
@@ -192,17 +191,11 @@ class PretrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         check_output_dir(self.config.output_dir, self.config.overwrite_output_dir, self.run_folders())  # before fit
-        precision = choose_precision(self.config.trainer.get("precision"))
-        if precision != self.config.trainer.get("precision"):
-            print(f"this GPU has no bf16: using trainer.precision={precision}")
-            self.config.trainer.precision = precision
+        settle_precision(self.config.trainer)
 
     def instantiate_trainer(self, **kwargs):
-        plugins = self.config_init.get("trainer.plugins")
-        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
-        if not any(isinstance(p, pl.plugins.io.CheckpointIO) for p in plugins):
-            plugins.append(StreamingCheckpointIO())  # atomic checkpoint writes, no in-memory copy
-        return super().instantiate_trainer(plugins=plugins, **kwargs)
+        return super().instantiate_trainer(plugins=with_streaming_checkpoints(self.config_init.get("trainer.plugins")),
+                                           **kwargs)
 
     def pretrain(self) -> Path | None:
         """Fit, then (rank 0) write the best-by-val/loss weights and the tokenizer to output_dir."""
@@ -244,6 +237,3 @@ def main(args: list[str] | None = None) -> None:
     with own_arguments():
         cli = build_cli(args)
     cli.pretrain()
-
-
-main.parses_own_arguments = True  # medtext/commands.py: a LightningCLI of its own, not jsonargparse.auto_cli
