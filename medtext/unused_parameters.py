@@ -24,7 +24,6 @@ from typing import Any, Callable, Optional
 
 import torch
 from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.utilities import rank_zero_info
 
 from .errors import MedtextError
 
