@@ -158,7 +158,8 @@ def test_resolved_trainer_settings(config):
     assert settings["seed_everything"] == 42 and settings["test_after_fit"] is True and trainer["devices"] == 1
     logger = trainer["logger"]
     assert logger["class_path"] == "pytorch_lightning.loggers.CSVLogger" and logger["init_args"]["save_dir"] == "runs"
-    assert logger["init_args"]["name"] == ("demo" if config.name == "demo.yaml" else f"{task}_{config.stem}")
+    top_level = config.parent.name == "configs"  # demo.yaml, own_csv.yaml: named after themselves
+    assert logger["init_args"]["name"] == (config.stem if top_level else f"{task}_{config.stem}")
     hardware = (trainer["accelerator"], trainer["precision"], trainer["gradient_clip_val"])
     if config.stem.startswith("biomedbert"):
         assert hardware == ("gpu", "bf16-mixed", 1.0)
@@ -166,6 +167,9 @@ def test_resolved_trainer_settings(config):
     elif config.stem.startswith(("minilm", "mpnet")):  # the offline (packaged) encoders, CPU
         assert hardware == ("auto", "32-true", None)
         assert trainer["max_epochs"] == (4 if config.stem.endswith("_best") else 2) and trainer["log_every_n_steps"] == 20
+    elif config.name == "own_csv.yaml":  # a user's own data, offline MiniLM: nothing downloaded
+        assert hardware == ("auto", "32-true", None) and trainer["max_epochs"] == 3
+        assert settings["data"]["class_path"] == "data_modules.AbstractsDataModule"
     else:  # the demo, whose run time and metrics README.md states
         assert hardware == ("cpu", None, None) and trainer["default_root_dir"] == "runs/demo"
         assert trainer["max_epochs"] == 2 and trainer["log_every_n_steps"] == 5
