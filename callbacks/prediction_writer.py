@@ -52,7 +52,9 @@ class PredictionWriter(BasePredictionWriter):
             return
         datamodule = trainer.datamodule
         self.written = Path(self.output_file) if self.output_file else run_dir(trainer) / "predictions.csv"
+        skipped = datamodule.skipped_rows("predict") if hasattr(datamodule, "skipped_rows") else {}
         write_predictions_csv(self.written, getattr(datamodule, "id_column", None) or "row", datamodule.row_ids("predict"),
                               pl_module.label_names, index, predicted, probabilities, kept=self.kept,
-                              escape_formulas=self.escape_formulas)
-        print(f"wrote {len(index)} predictions to {self.written}")
+                              escape_formulas=self.escape_formulas, skipped=skipped)
+        also = f" and {len(skipped)} skipped rows (column skipped: why)" if skipped else ""
+        print(f"wrote {len(index)} predictions{also} to {self.written}")

@@ -39,22 +39,28 @@ def label_text(label, names: Sequence[str]) -> str:
 
 def write_predictions_csv(path: Path, id_header: str, row_ids: Sequence, names: Sequence[str], index: torch.Tensor,
                           predicted: torch.Tensor, probabilities: torch.Tensor, true: torch.Tensor | None = None,
-                          kept: dict[str, list[str]] | None = None, escape_formulas: bool = True) -> None:
+                          kept: dict[str, list[str]] | None = None, escape_formulas: bool = True,
+                          skipped: dict[int, str] | None = None) -> None:
     """One row per abstract (``index``: its row in the file): its id (``row_ids[index]`` under ``id_header``),
     ``true_label`` (with ``true``), ``label``, ``prob_<class>`` per class, then the ``kept`` input columns.
-    ``escape_formulas``: cells a spreadsheet would run get a leading ``'``."""
+    ``escape_formulas``: cells a spreadsheet would run get a leading ``'``. ``skipped`` rows (row: reason)
+    are written in their place with empty predictions and, in a last ``skipped`` column, the reason."""
     header = [id_header, *(["true_label"] if true is not None else []), "label",
               *(f"prob_{metric_label(name)}" for name in names)]
     kept = {column: values for column, values in (kept or {}).items() if column != id_header}
     header += [f"input_{column}" if column in header else column for column in kept]
+    skipped = skipped or {}
+    truth = true.tolist() if true is not None else [None] * len(index)
+    rows = {i: [row_ids[i], *([label_text(gold, names)] if true is not None else []), label_text(label, names),
+                *(f"{p:.6f}" for p in probs)]
+            for i, label, probs, gold in zip(index.tolist(), predicted.tolist(), probabilities.tolist(), truth)}
+    rows.update({i: [row_ids[i], *([""] if true is not None else []), "", *([""] * len(names))] for i in skipped})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(safe_row(header, escape_formulas))
-    truth = true.tolist() if true is not None else [None] * len(index)
-    for i, label, probs, gold in zip(index.tolist(), predicted.tolist(), probabilities.tolist(), truth):
-        writer.writerow(safe_row([row_ids[i], *([label_text(gold, names)] if true is not None else []),
-                                  label_text(label, names), *(f"{p:.6f}" for p in probs),
-                                  *(values[i] for values in kept.values())], escape_formulas))
+    writer.writerow(safe_row(header + (["skipped"] if skipped else []), escape_formulas))
+    for i in sorted(rows) if skipped else rows:  # with skipped rows: file order (the index is in it already)
+        cells = rows[i] + [values[i] for values in kept.values()] + ([skipped.get(i, "")] if skipped else [])
+        writer.writerow(safe_row(cells, escape_formulas))
     atomic_write_text(path, buffer.getvalue())
 
 

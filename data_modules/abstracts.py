@@ -10,7 +10,6 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 from pytorch_lightning.utilities import rank_zero_info
 
 from medtext.encoders import load_tokenizer
@@ -18,10 +17,11 @@ from medtext.errors import DataError
 
 from .data_check import drop_leaked_rows
 from .dataset import EncodedAbstracts
+from .labelled import LabelledAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .loaders import AbstractsLoaders
 from .long_text import LongText, check_long_text
-from .readers import read_row_ids, read_table, read_texts, require_column
+from .readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .soft_targets import check_weight, distillation_targets
 from .token_cache import Truncation, check_truncation, load_or_encode
@@ -30,7 +30,7 @@ from .tokenization import TokenizationSpec, encoder_positions_of
 STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
-class AbstractsDataModule(AbstractsLoaders):
+class AbstractsDataModule(LabelledAbstracts, AbstractsLoaders):
     """Abstracts classification data, single-label or multi-label.
 
     Example config (``--data`` of ``python -m medtext fit``)::
@@ -77,6 +77,8 @@ class AbstractsDataModule(AbstractsLoaders):
             a validation or test abstract, and says how many (``python -m medtext check`` lists them).
         soft_targets_file: a teacher's ``predict`` file of the training file, to distil (``soft_targets.py``).
         soft_targets_weight: the teacher's probabilities' share of each training target (the label's: 1 minus it).
+        skip_invalid_rows: ``predict`` leaves out rows it cannot classify (an empty text), says how many, and
+            writes them with an empty label and the reason; otherwise the first one stops the command.
     """
 
     def __init__(self, train_file: Optional[str] = None, val_file: Optional[str] = None,
@@ -92,7 +94,8 @@ class AbstractsDataModule(AbstractsLoaders):
                  eval_batch_size: Optional[int] = None, bucket_by_length: bool = False,
                  pad_to_multiple_of: Optional[int] = None, num_workers: int = 0,
                  cache_dir: Optional[str] = None, drop_leaked: bool = False,
-                 soft_targets_file: Optional[str] = None, soft_targets_weight: float = 0.5):
+                 soft_targets_file: Optional[str] = None, soft_targets_weight: float = 0.5,
+                 skip_invalid_rows: bool = False):
         super().__init__()
         self.save_hyperparameters()  # with a recipe's (subclass's) own arguments
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
@@ -107,14 +110,14 @@ class AbstractsDataModule(AbstractsLoaders):
         self.truncation, self.head_tokens = truncation, head_tokens
         self.long_text, self.window_stride, self.max_windows = long_text, window_stride, max_windows
         self.set_loading(batch_size, eval_batch_size, bucket_by_length, pad_to_multiple_of, num_workers, cache_dir)
-        self.drop_leaked = drop_leaked
+        self.drop_leaked, self.skip_invalid_rows = drop_leaked, skip_invalid_rows
         self.soft_targets_file, self.soft_targets_weight = soft_targets_file, check_weight(soft_targets_weight)
         self._tokenizer = None
         self._tokenization: Optional[TokenizationSpec] = None
         self._splits: dict[str, dict] = {}
         self.datasets: dict[str, EncodedAbstracts] = {}
 
-    # ----------------------------------------------------------------- files and labels
+    # ----------------------------------------------------------------- files
     def resolve_files(self) -> dict[str, Optional[str]]:
         """The data files by split; recipes override this to locate or download them."""
         return self.files
@@ -125,37 +128,6 @@ class AbstractsDataModule(AbstractsLoaders):
         if split == "predict":  # recipes bring no predict file
             return self.files["predict"]
         return self.files.get(split) or self.resolve_files().get(split)
-
-    @property
-    def label_map(self) -> dict[str, str]:
-        """Ordered ``{label value: class name}``; class id ``i`` is entry ``i``."""
-        train = None if self.labels.map is not None else self.split_file("train")
-        return self.labels.resolve(train, self.file_format)
-
-    def align_labels(self, reference: dict[str, str], source: str = "the checkpoint") -> None:
-        """Make the classes and their order ``reference``'s (a trained model's ``{value: name}``).
-
-        This data's own label set, if it has one, must hold the same class names (in any order);
-        its label values are kept and mapped by name. Without one, ``reference`` is the label set.
-        """
-        own = self.label_map if self.labels.has_own_labels() or self.split_file("train") else None
-        self.labels.align(own, reference, source)
-
-    @property
-    def label_names(self) -> list[str]:
-        """Class names in id order; linked to ``model.label_names`` by the CLI."""
-        return list(self.label_map.values())
-
-    @property
-    def multi_label(self) -> bool:
-        """Linked to ``model.multi_label`` by the CLI."""
-        return self.labels.multi_label
-
-    @property
-    def label_descriptions(self) -> list[str]:
-        """One description per class in id order; linked to ``model.label_descriptions``."""
-        _ = self.label_map
-        return self.labels.descriptions()
 
     @property
     def tokenizer(self):
@@ -177,34 +149,39 @@ class AbstractsDataModule(AbstractsLoaders):
         return {**super().state_dict(), **({"tokenization": self._tokenization.settings()} if self._tokenization else {})}
 
     # ----------------------------------------------------------------- reading
-    def read_labels(self, frame, path: str) -> np.ndarray:
-        """Class ids of every row, or a (rows, labels) 0/1 matrix for multi-label data."""
-        _ = self.label_map
-        return self.labels.encode(frame, path)
-
     def load_split(self, split: str) -> dict:
         """Read, validate and tokenize one split's file (memoised)."""
         if split in self._splits:
             return self._splits[split]
         path = self.split_file(split)
         frame = read_table(path, self.file_format)
-        texts = read_texts(frame, path, self.text_column)
+        row_ids = read_row_ids(frame, path, self.id_column)
+        skipping = split == "predict" and self.skip_invalid_rows
+        texts = read_texts(frame, path, self.text_column, row_ids if self.id_column else None, allow_invalid=skipping)
+        invalid = invalid_texts(texts) if skipping else {}
+        if invalid:  # predicted without them; the prediction file lists them with their reason
+            rank_zero_info(f"{path}: skipping {len(invalid)} of {len(texts)} rows that cannot be predicted: "
+                           + ", ".join(f"row {row + 1} ({reason})" for row, reason in list(invalid.items())[:5])
+                           + (", ..." if len(invalid) > 5 else ""))
         labels = None if split == "predict" else self.read_labels(frame, path)
         if split == "train":
             warn_conflicting_duplicates(texts, labels, path)
             warn_empty_classes(labels, self.label_map, path)
-        row_ids = read_row_ids(frame, path, self.id_column)
         content_key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\0" + self.text_column
         tokens = load_or_encode(self.tokenizer, texts, self.cache_dir, content_key, self.tokenization)
         if tokens.num_truncated:
             rank_zero_info(f"{path}: {tokens.num_truncated} of {len(texts)} abstracts truncated to "
                            f"{self.tokenization.describe()}")
-        self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids}
+        self._splits[split] = {"tokens": tokens, "labels": labels, "row_ids": row_ids, "invalid": invalid}
         return self._splits[split]
 
     def row_ids(self, split: str) -> list:
         """Each row's id in ``split``'s file: its ``id_column`` value, else its 1-based row number."""
         return self.load_split(split)["row_ids"]
+
+    def skipped_rows(self, split: str) -> dict[int, str]:
+        """The rows (0-based) ``skip_invalid_rows`` left out of ``split``, with the reason."""
+        return self.load_split(split)["invalid"]
 
     def input_columns(self, split: str, columns: list[str]) -> dict[str, list[str]]:
         """Other columns of a split's file, as read (strings), e.g. to copy into predictions."""
@@ -220,13 +197,6 @@ class AbstractsDataModule(AbstractsLoaders):
             wanted = {"fit": ("train", "val", "test"), "test": ("test",), "predict": ("predict",)}.get(
                 stage or "", tuple(self.files))
         return [split for split in wanted if self.split_file(split)]
-
-    def _follow_model_classes(self) -> None:
-        """Labels are encoded in the attached model's class order (a checkpoint's is the truth)."""
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        names = list(getattr(model, "label_names", None) or [])
-        if names and (not self.labels.map or list(self.labels.map.values()) != names):
-            self.align_labels({name: name for name in names}, "the model")
 
     def prepare_data(self) -> None:
         """Validate and tokenize the stage's files before any training starts (once per node)."""
@@ -248,7 +218,8 @@ class AbstractsDataModule(AbstractsLoaders):
                 if not self.split_file(split):
                     raise DataError(f"the {stage} stage needs data.{split}_file")
                 data = self.load_split(split)
-                self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"])
+                kept = [row for row in range(len(data["tokens"])) if row not in data["invalid"]]
+                self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"], kept if data["invalid"] else None)
         if stage == "fit" and self.drop_leaked:  # data_check.py: said, never silent
             carved = None if self.split_file("val") else self.datasets["val"].indices
             self.datasets["train"].indices = drop_leaked_rows(self, self.datasets["train"].indices, carved)

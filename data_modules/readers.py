@@ -9,6 +9,7 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -190,12 +191,22 @@ def read_row_ids(frame: pd.DataFrame, path: str | Path, id_column: str | None) -
     return [str(row) for row in range(1, len(frame) + 1)]
 
 
-def read_texts(frame: pd.DataFrame, path: str | Path, column: str) -> list[str]:
-    """The abstracts of ``column``; an empty or whitespace-only text is an error naming its row."""
+def invalid_texts(texts: Sequence[str]) -> dict[int, str]:
+    """The rows (0-based) whose text cannot be classified, with the reason: empty or whitespace only."""
+    return {row: "empty text" for row, text in enumerate(texts) if not text.strip()}
+
+
+def read_texts(frame: pd.DataFrame, path: str | Path, column: str, row_ids: Optional[Sequence] = None,
+               allow_invalid: bool = False) -> list[str]:
+    """The abstracts of ``column``; an invalid one (:func:`invalid_texts`) is an error naming its row
+    and, given ``row_ids`` (an id column's), its id; ``allow_invalid``: kept, for the caller to skip."""
     texts = require_column(frame, path, column, "text").tolist()
-    for row, text in enumerate(texts, start=1):
-        if not text.strip():
-            raise DataError(f"{path}: row {row}: empty text in column {column!r}")
+    invalid = {} if allow_invalid else invalid_texts(texts)
+    if invalid:
+        row = min(invalid)
+        named = f" (id {row_ids[row]})" if row_ids is not None else ""
+        more = f"; {len(invalid)} such rows" if len(invalid) > 1 else ""
+        raise DataError(f"{path}: row {row + 1}: {invalid[row]} in column {column!r}{named}{more}")
     return texts
 
 

@@ -12,6 +12,7 @@ from cli_helpers import in_folder, run, tiny_config
 from medtext import TextClassifier
 from medtext.checkpoint import StreamingCheckpointIO
 from medtext.commands import main
+from medtext.errors import DataError
 from medtext.metrics import metric_label
 
 SYNTHETIC = {"num_train": 80, "num_val": 30, "num_test": 25}
@@ -122,3 +123,20 @@ def test_unreachable_encoder_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("medtext: error: cannot load the encoder 'no-such-org/no-such-encoder'")
     assert "local folder" in err[-1]
+
+
+def test_predict_skips_invalid_rows_when_asked_and_names_them(fitted, tmp_path, capsys):
+    best = fitted.trainer.checkpoint_callback.best_model_path
+    new = tmp_path / "new.csv"
+    new.write_text("pmid,text\nP1,fever and cough in a cohort\nP2,   \nP3,a randomised trial of asthma\nP4,\n")
+    out = tmp_path / "predicted.csv"
+    with pytest.raises(DataError, match=r"new.csv: row 2: empty text in column 'text' \(id P2\); 2 such rows$"):
+        run("predict", "--ckpt_path", best, "--data.predict_file", str(new), "--data.id_column", "pmid")
+    capsys.readouterr()
+    run("predict", "--ckpt_path", best, "--data.predict_file", str(new), "--data.id_column", "pmid",
+        "--data.skip_invalid_rows", "true", "--predictions.output_file", str(out))
+    assert "wrote 2 predictions and 2 skipped rows" in capsys.readouterr().out
+    rows = read_predictions(out)
+    assert [(r["pmid"], r["skipped"]) for r in rows] == [("P1", ""), ("P2", "empty text"), ("P3", ""), ("P4", "empty text")]
+    assert [bool(r["label"]) for r in rows] == [True, False, True, False]
+    assert all(r[f"prob_{metric_label(n)}"] == "" for r in rows[1::2] for n in fitted.datamodule.label_names)
