@@ -16,7 +16,9 @@ from functools import cached_property
 import numpy as np
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from .readers import read_table, read_texts
+from medtext.errors import DataError
+
+from .readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .token_cache import TokenizedTexts, full_ids
 
@@ -170,8 +172,26 @@ def leaked_train_rows(train: Split, others: Sequence[Split]) -> np.ndarray:
     return np.asarray([row for row, key in zip(train.indices, train.normalised) if key in elsewhere], dtype=np.int64)
 
 
+def check_texts(dm, shown: int = 10) -> None:
+    """Every row of every configured file whose text cannot be used, in one line per file (the first
+    ``shown`` with their row numbers and ids, then how many): the data module would stop at the first."""
+    for name in SPLIT_ORDER:
+        path = dm.split_file(name)
+        if not path:
+            continue
+        frame = read_table(path, dm.file_format)
+        invalid = invalid_texts(require_column(frame, path, dm.text_column, "text").tolist())
+        if invalid:
+            ids = read_row_ids(frame, path, dm.id_column) if dm.id_column else None
+            rows = [f"row {row + 1}{f' (id {ids[row]})' if ids else ''}: {reason}"
+                    for row, reason in list(invalid.items())[:shown]]
+            more = f", and {len(invalid) - shown} more" if len(invalid) > shown else ""
+            raise DataError(f"{path}: {len(invalid)} rows cannot be used ({', '.join(rows)}{more})")
+
+
 def check_data(dm) -> dict:
     """The data report of a data module (an :class:`~data_modules.AbstractsDataModule`)."""
+    check_texts(dm)
     splits = collect_splits(dm)
     names = dm.label_names
     lengths = {}

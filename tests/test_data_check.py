@@ -180,3 +180,14 @@ def test_windows_lengths_are_full_lengths_and_predict_is_checked(tiny_encoder, t
     assert report["splits"]["train"]["truncated"] == sum(n > 16 for n in lengths)
     assert report["splits"]["predict"]["rows"] == 2 and "class_counts" not in report["splits"]["predict"]
     assert report["across"]["train/predict"]["near"] == 1 and report["leaked"] == {"val": 8}
+
+
+def test_check_lists_every_row_whose_text_cannot_be_used(tiny_encoder, tmp_path, capsys):
+    rows = "".join(f"P{i},{'  ' if i % 4 == 0 else f'abstract number {i}'},{'ab'[i % 2]}\n" for i in range(1, 61))
+    train = tmp_path / "train.csv"
+    train.write_text("pmid,text,label\n" + rows)
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {"train_file": str(train), "id_column": "pmid"})
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    shown = ", ".join(f"row {i} (id P{i}): empty text" for i in range(4, 41, 4))
+    assert err == f"medtext: error: {train}: 15 rows cannot be used ({shown}, and 5 more)\n"
