@@ -183,10 +183,14 @@ def check_texts(dm, shown: int = 10) -> None:
         invalid = invalid_texts(require_column(frame, path, dm.text_column, "text").tolist())
         if invalid:
             ids = read_row_ids(frame, path, dm.id_column) if dm.id_column else None
-            rows = [f"row {row + 1}{f' (id {ids[row]})' if ids else ''}: {reason}"
-                    for row, reason in list(invalid.items())[:shown]]
-            more = f", and {len(invalid) - shown} more" if len(invalid) > shown else ""
-            raise DataError(f"{path}: {len(invalid)} rows cannot be used ({', '.join(rows)}{more})")
+            named = {row: f" (id {ids[row]})" if ids else "" for row in invalid}
+            first = min(invalid)
+            message = f"{path}: row {first + 1}: {invalid[first]} in column {dm.text_column!r}{named[first]}"
+            if len(invalid) > 1:
+                rows = ", ".join(f"row {row + 1}{named[row]}" for row in list(invalid)[:shown])
+                more = f", and {len(invalid) - shown} more" if len(invalid) > shown else ""
+                message += f"; {len(invalid)} such rows: {rows}{more}"
+            raise DataError(message)
 
 
 def check_data(dm) -> dict:

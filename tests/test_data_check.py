@@ -189,5 +189,5 @@ def test_check_lists_every_row_whose_text_cannot_be_used(tiny_encoder, tmp_path,
     config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {"train_file": str(train), "id_column": "pmid"})
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    shown = ", ".join(f"row {i} (id P{i}): empty text" for i in range(4, 41, 4))
-    assert err == f"medtext: error: {train}: 15 rows cannot be used ({shown}, and 5 more)\n"
+    shown = ", ".join(f"row {i} (id P{i})" for i in range(4, 41, 4))
+    assert err == f"medtext: error: {train}: row 4: empty text in column 'text' (id P4); 15 such rows: {shown}, and 5 more\n"
