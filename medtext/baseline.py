@@ -1,16 +1,6 @@
 """``python -m medtext baseline --config FILE --baseline.method METHOD``: a baseline on a task's data,
 reported like ``medtext test``.
 
-Reads a task config as ``fit`` does (its ``data`` section: files, columns, labels, the validation split
-carved from train; ``model.encoder_name`` as the default embedding model; the logger), runs the method
-(:mod:`medtext.baselines`): ``tfidf``, ``embedding_probe``, ``zero_shot_similarity`` or
-``zero_shot_entailment`` (with ``--baseline.nli_model``), each choosing what it chooses on the validation
-split only, and tests it on ``data.test_file``. The run folder (the config's logger, named
-``<name>_baseline_<method>``) gets ``test``'s files (``test_metrics.json``, ``test_per_class.csv``,
-``test_confusion_matrix.csv``/``.png``, ``test_predictions.csv``; W&B tables with a W&B logger) and
-``baseline.json`` (the method, its options, what validation chose, minutes). ``medtext compare`` puts
-runs side by side.
-
     python -m medtext baseline --config configs/medical_abstracts/minilm_mlp.yaml \\
         --data.data_dir ../shared/data/medical_abstracts --data.test_file held_out.csv --baseline.method tfidf
 """
@@ -73,7 +63,16 @@ def baseline_logger(config: Namespace, method: str):
 
 
 def main(args: list[str] | None = None) -> None:
-    """``medtext baseline --config FILE --baseline.method METHOD [--baseline.* ...] [--data.* ...]``."""
+    """``medtext baseline --config FILE --baseline.method METHOD [--baseline.* ...] [--data.* ...]``.
+
+    Reads a task config as ``fit`` does (its ``data`` section: files, columns, labels, the validation
+    split carved from train; ``model.encoder_name`` as the default embedding model; the logger), runs the
+    method (:mod:`medtext.baselines`), which chooses what it chooses on the validation split only, and
+    tests it on ``data.test_file``. The run folder gets ``test``'s files (``test_metrics.json``,
+    ``test_per_class.csv``, ``test_confusion_matrix.csv``/``.png``, ``test_predictions.csv``; W&B tables
+    with a W&B logger) and ``baseline.json`` (the method, its options, what validation chose, minutes).
+    ``medtext compare`` puts runs side by side.
+    """
     from .baselines.stored_scores import StoredScores
 
     cli = BaselineCLI.parse(args, "baseline", __doc__.split("\n\n")[0])

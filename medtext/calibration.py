@@ -1,26 +1,6 @@
 """Calibrated probabilities: temperatures fitted on the validation logits, applied by test and predict.
 
-After each validation epoch of ``fit`` (not the sanity check), :func:`fit_on_validation` fits on
-that epoch's validation logits (gathered from every rank under DDP):
-
-- single-label: one temperature T minimising the NLL of ``softmax(logits / T)``;
-- multi-label: one temperature per label minimising the NLL of ``sigmoid(logits / T_j)`` (a label
-  without both a positive and a negative validation example keeps 1).
-
-They are stored in the buffer ``calibrator.temperature`` (shape ``(1,)`` or ``(labels,)``), so the
-checkpoint saved after that epoch (``best.ckpt``, ``last.ckpt``) carries its own epoch's temperatures.
-Fitting is LBFGS on log T, T kept in [0.05, 20]. A temperature changes no argmax. Multi-label
-thresholds are tuned on the uncalibrated probabilities (as before) and then mapped to the calibrated
-ones, ``t' = sigmoid(logit(t) / T)``, which is exactly the same decision (``z >= logit(t)``); the
-``thresholds`` buffer holds ``t'``. Decisions are always taken on the temperature-scaled probabilities
-at ``t'``, so turning calibration off (``calibration: none``) changes the probabilities written and
-scored, never a decision.
-
->>> generator = torch.Generator().manual_seed(0)
->>> logits = torch.randn(2000, 4, generator=generator) * 3
->>> targets = torch.multinomial((logits / 2).softmax(-1), 1, generator=generator).squeeze(-1)  # true temperature 2
->>> 1.7 < float(fit_temperature(logits, targets, multi_label=False)) < 2.3
-True
+The test also reports the calibration metrics (ECE, Brier score, reliability bins) before and after.
 """
 
 from __future__ import annotations
@@ -41,7 +21,7 @@ from .divergence import check_outputs
 
 CalibrationMode = Literal["temperature", "none"]
 N_BINS = 15
-MIN_LOG_T, MAX_LOG_T = math.log(0.05), math.log(20.0)
+MIN_LOG_T, MAX_LOG_T = math.log(0.05), math.log(20.0)  # fitting keeps T in [0.05, 20]
 
 
 class Logits(NamedTuple):
@@ -57,7 +37,8 @@ class Logits(NamedTuple):
 
 
 class TemperatureScaling(nn.Module):
-    """The temperatures (buffer ``temperature``, 1 until fitted) and whether they are applied."""
+    """The temperatures (buffer ``temperature``, shape ``(1,)`` or ``(labels,)``, 1 until fitted) and
+    whether they are applied."""
 
     def __init__(self, num_labels: int, multi_label: bool, mode: CalibrationMode = "temperature"):
         super().__init__()
@@ -83,7 +64,17 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, multi_label: bo
                     max_iter: int = 100) -> torch.Tensor:
     """The temperature(s) minimising the validation NLL: shape ``(1,)``, or ``(labels,)`` multi-label.
 
-    Runs with gradients on even inside Lightning's inference mode; returns ones if nothing fits."""
+    Single-label: one T for ``softmax(logits / T)``; multi-label: one per label for ``sigmoid(logits / T_j)``
+    (a label without both a positive and a negative example keeps 1). LBFGS on log T; a temperature
+    changes no argmax. Runs with gradients on even inside Lightning's inference mode; returns ones if
+    nothing fits.
+
+    >>> generator = torch.Generator().manual_seed(0)
+    >>> logits = torch.randn(2000, 4, generator=generator) * 3
+    >>> targets = torch.multinomial((logits / 2).softmax(-1), 1, generator=generator).squeeze(-1)  # true temperature 2
+    >>> 1.7 < float(fit_temperature(logits, targets, multi_label=False)) < 2.3
+    True
+    """
     width = logits.shape[-1] if multi_label else 1
     ones = torch.ones(width)
     if logits.numel() == 0:
@@ -125,7 +116,8 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, multi_label: bo
 
 
 def calibrated_thresholds(thresholds: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
-    """Thresholds ``t`` on ``sigmoid(z)`` as thresholds on ``sigmoid(z / T)``: the same decisions."""
+    """Thresholds ``t`` on ``sigmoid(z)`` as thresholds on ``sigmoid(z / T)``: ``t' = sigmoid(logit(t) / T)``,
+    exactly the same decisions (``z >= logit(t)``)."""
     t = thresholds.double().clamp(1e-12, 1 - 1e-12)
     return torch.sigmoid(torch.logit(t) / temperature.to(t)).to(thresholds.dtype)
 
@@ -133,7 +125,13 @@ def calibrated_thresholds(thresholds: torch.Tensor, temperature: torch.Tensor) -
 def fit_on_validation(module) -> None:
     """At each validation end of ``module`` (a ``TextClassifier``): multi-label thresholds (tuned for
     F1 if ``tune_thresholds``, logged as ``val/tuned_*``), then the temperatures (unless
-    ``calibration: none``); during ``fit`` only, not in the sanity check."""
+    ``calibration: none``); during ``fit`` only, not in the sanity check.
+
+    Both go into buffers (``calibrator.temperature``; ``thresholds`` holds the thresholds tuned on the
+    uncalibrated probabilities, mapped by :func:`calibrated_thresholds`), so the checkpoint saved after
+    an epoch carries that epoch's values. Decisions are always taken on the temperature-scaled
+    probabilities at those thresholds: ``calibration: none`` changes the probabilities written and
+    scored, never a decision."""
     from .tasks import tune_thresholds
 
     task, hparams, trainer = module.task, module.hparams, module.trainer

@@ -1,12 +1,5 @@
 """``python -m medtext check --config FILE``: a data check before training (also run by ``fit``).
 
-Reads the same task config as ``fit`` (its ``data`` section, and ``model.encoder_name`` for the
-tokenizer; the rest is parsed, not used), and prints per split its rows, class counts, token lengths
-and truncation, then duplicates and conflicting labels within and across splits
-(:mod:`data_modules.data_check`). ``--report_dir DIR`` also writes ``data_report.json`` and
-``data_report.md``; ``fit`` writes them in its run folder and warns when validation or test
-abstracts also appear in train.
-
     python -m medtext check --config configs/medical_abstracts/minilm_mlp.yaml \\
         --data.data_dir ../shared/data/medical_abstracts
 """
@@ -151,7 +144,12 @@ class CheckCLI(DataOnlyCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    """``medtext check --config FILE [--report_dir DIR] [--data.* ...]``: the data check of a task config."""
+    """``medtext check --config FILE [--report_dir DIR] [--data.* ...]``: the data check of a task config.
+
+    Reads the same task config as ``fit`` (its ``data`` section, and ``model.encoder_name`` for the
+    tokenizer; the rest is parsed, not used), and prints per split its rows, class counts, token lengths
+    and truncation, then duplicates and conflicting labels within and across splits
+    (:mod:`data_modules.data_check`). ``--report_dir DIR`` also writes ``data_report.json`` and ``.md``."""
     cli = CheckCLI.parse(args, "check", __doc__.split("\n\n")[0])
     report = print_check(cli.datamodule)
     if cli.config.get("report_dir"):

@@ -1,19 +1,6 @@
 """Checkpoints: one memory-mapped reader of what a checkpoint says, and a streaming writer.
 
-:func:`read_checkpoint` is the only place a command opens a checkpoint for its settings (not its
-weights): the model's hyperparameters (label names and order: the truth for every later command),
-the data module's (Lightning's ``datamodule_hyper_parameters``, with the resolved label map), the
-multi-label thresholds, the calibration temperatures and the W&B run id. ``validate``/``test``/``predict --ckpt_path FILE`` take
-their model and data defaults from it (:func:`checkpoint_defaults`), so they need no config.
-
->>> settings = read_checkpoint("best.ckpt")  # doctest: +SKIP
->>> settings.label_names, settings.data["class_path"]  # doctest: +SKIP
-(['neoplasms', 'digestive system diseases', ...], 'data_modules.MedicalAbstractsDataModule')
-
-:class:`StreamingCheckpointIO` saves with ``torch.save`` straight into a temporary file that is
-renamed into place (atomic, no in-memory copy: Lightning's default costs the checkpoint's size in
-extra RAM) and loads local files memory-mapped (copy-on-write: ``validate``/``test``/``predict``
-never read the optimizer state into RAM). Remote paths (``s3://`` ...) use Lightning's default.
+``validate``/``test``/``predict --ckpt_path FILE`` need no config: :func:`checkpoint_defaults`.
 """
 
 from __future__ import annotations
@@ -131,7 +118,16 @@ class CheckpointSettings:
 
 
 def read_checkpoint(ckpt_path: str | Path) -> CheckpointSettings:
-    """The settings of a checkpoint file: one memory-mapped read (not its weights), memoised."""
+    """The settings of a checkpoint file: one memory-mapped read (not its weights), memoised.
+
+    The only place a command opens a checkpoint for its settings: the model's hyperparameters (label names
+    and order: the truth for every later command), the data module's (Lightning's ``datamodule_hyper_parameters``,
+    with the resolved label map), the multi-label thresholds, the calibration temperatures and the W&B run id.
+
+    >>> settings = read_checkpoint("best.ckpt")  # doctest: +SKIP
+    >>> settings.label_names, settings.data["class_path"]  # doctest: +SKIP
+    (['neoplasms', 'digestive system diseases', ...], 'data_modules.MedicalAbstractsDataModule')
+    """
     path = Path(ckpt_path)
     try:
         settings = _read_checkpoint(str(path.resolve()), path.stat().st_mtime_ns)
@@ -196,6 +192,10 @@ def tensor_bytes(value: Any) -> int:
 
 
 class StreamingCheckpointIO(TorchCheckpointIO):
+    """Saves with ``torch.save`` straight into a temporary file renamed into place (atomic; no in-memory copy,
+    which costs Lightning's default the checkpoint's size in RAM); loads local files memory-mapped (copy-on-write:
+    ``validate``/``test``/``predict`` never read the optimizer state into RAM). Remote paths: Lightning's default."""
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)

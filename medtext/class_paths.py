@@ -1,12 +1,4 @@
-"""Which ``class_path`` a checkpoint may make medtext import: medtext's own, or one the user named.
-
-A checkpoint is data, but a class path in it is code: importing ``this.Zen`` runs a module, and
-under ``python -m`` a ``.py`` beside the checkpoint is importable. So every class path read from a
-checkpoint is checked as a string, before anything imports it. Allowed: classes of medtext's own
-packages, Lightning's instantiator, and paths the user named for this command (an argument of its
-command line, a string in one of its ``--config`` files, or ``MEDTEXT_TRUSTED_CLASS_PATHS``,
-comma-separated). Anything else stops the command with one line and nothing imported.
-"""
+"""Which ``class_path`` a checkpoint may make medtext import: medtext's own, or one the user named."""
 
 from __future__ import annotations
 
@@ -79,7 +71,9 @@ def trust_command_line(args: Iterable[str]) -> None:
 
 
 def is_trusted(class_path: str) -> bool:
-    """medtext's own (or a bare name, resolved among imported classes), or named by the user."""
+    """medtext's own (or a bare name, resolved among imported classes), Lightning's instantiator, or named
+    by the user: an argument of this command's line, a string in one of its ``--config`` files, or in
+    ``MEDTEXT_TRUSTED_CLASS_PATHS`` (comma-separated)."""
     if "." not in class_path:
         return True
     if class_path.split(".", 1)[0] in OWN_PACKAGES or class_path in INSTANTIATORS:
@@ -103,7 +97,12 @@ def class_paths_in(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def check_class_paths(settings: Any, source: str) -> None:
-    """Stop, before any import, if ``settings`` (read from ``source``) names a class path not trusted."""
+    """Stop, before any import, if ``settings`` (read from ``source``) names a class path not trusted.
+
+    A checkpoint is data, but a class path in it is code: importing ``this.Zen`` runs a module, and
+    under ``python -m`` a ``.py`` beside the checkpoint is importable. So every class path read from a
+    checkpoint is checked as a string: anything not trusted (:func:`is_trusted`) stops the command with
+    one line and nothing imported."""
     for where, class_path in class_paths_in(settings):
         if not isinstance(class_path, str) or not class_path.strip():
             raise UntrustedClassPath(f"{source}: {where} is {class_path!r}, not a class path")

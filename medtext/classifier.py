@@ -1,12 +1,8 @@
 """The LightningModule: a Hugging Face encoder plus an injected classification head.
 
-Example config (``--model`` of ``python -m medtext fit``)::
-
-    model:
-      class_path: medtext.TextClassifier
-      init_args:
-        encoder_name: sentence-transformers/all-MiniLM-L6-v2
-        head: {class_path: medtext.heads.MLPHead, init_args: {pooling: mean}}
+In a config (``--model`` of ``python -m medtext fit``): ``class_path: medtext.TextClassifier`` with
+``init_args`` such as ``encoder_name: sentence-transformers/all-MiniLM-L6-v2`` and
+``head: {class_path: medtext.heads.MLPHead, init_args: {pooling: mean}}``.
 """
 
 from __future__ import annotations
@@ -34,8 +30,6 @@ from .windows import WindowPooling, check_window_pooling, pool_windows
 
 
 class TextClassifier(pl.LightningModule):
-    ensemble: Optional[nn.Module] = None  # validate/test/predict --ensemble: use_ensemble()
-
     """Fine-tunes ``encoder_name`` with ``head`` to classify abstracts into ``label_names``.
 
     Args:
@@ -65,6 +59,8 @@ class TextClassifier(pl.LightningModule):
         calibration: ``temperature``: each validation epoch of ``fit`` fits temperatures on its logits, which
             test, predict and explain apply (validate reports fit's uncalibrated validation numbers); ``none``: not fitted (fit) or not applied (``medtext/calibration.py``).
     """
+
+    ensemble: Optional[nn.Module] = None  # validate/test/predict --ensemble: use_ensemble()
 
     def __init__(self, encoder_name: str, label_names: Sequence[str] = (), head: HeadFactory = MLPHead,
                  multi_label: bool = False, label_descriptions: Optional[list[str]] = None,

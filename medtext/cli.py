@@ -1,12 +1,7 @@
-"""``python -m medtext {fit,validate,test,predict} --config FILE [--key=value ...]``.
+"""``python -m medtext {fit,validate,test,predict} --config FILE [--key=value ...]``: Lightning's
+commands, the model and the data module chosen by ``class_path``.
 
-The model and the data module are chosen by ``class_path``. The encoder name flows from the
-model to the data module's tokenizer, and the class names from the data module to the model.
-
-    python -m medtext fit --config configs/demo.yaml
-    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
-        --data.data_dir ../shared/data/medical_abstracts
-    python -m medtext predict --ckpt_path runs/.../best.ckpt --data.predict_file new.csv
+    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml --data.data_dir DIR
 """
 
 from __future__ import annotations
@@ -66,6 +61,7 @@ class MedtextCLI(LightningCLI):
         return {self.requested: every[self.requested]} if self.requested in every else every
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # the encoder name flows from the model to the data module's tokenizer, the classes back to the model
         parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
         for name in ("label_names", "multi_label", "label_descriptions"):
             parser.link_arguments("data", f"model.init_args.{name}", apply_on="instantiate",

@@ -1,14 +1,6 @@
 """``python -m medtext COMMAND``: every command, dispatched from one table.
 
-Lightning's four commands run through :class:`medtext.cli.MedtextCLI`. Every other command is a
-module's ``main(args)``, added to :data:`COMMANDS` as ``"module:main"``: it gets the command's
-arguments as they are and parses them with jsonargparse (``--help``, ``--config FILE``).
-
     python -m medtext --help
-    python -m medtext fit --config configs/demo.yaml
-    python -m medtext export --ckpt_path runs/demo/version_0/checkpoints/best.ckpt --export.format hf exported/
-    python -m medtext export --ckpt_path runs/demo/version_0/checkpoints/best.ckpt --export.format onnx onnx_model/
-    python -m medtext predict --model_dir onnx_model/ --data.predict_file new.csv  # ONNX Runtime, no checkpoint
 """
 
 from __future__ import annotations
@@ -28,7 +20,9 @@ LIGHTNING_COMMANDS = {
     "test": "evaluate a checkpoint on data.test_file",
     "predict": "write a checkpoint's predictions for data.predict_file",
 }
-COMMANDS = {  # command: ("module:function", what it does)
+# command: ("module:function", what it does); the function is a module's main(args), given the command's
+# arguments as they are, which it parses with jsonargparse (--help, --config FILE)
+COMMANDS = {
     "export": ("medtext.export:main",
                "write a checkpoint as an ONNX Runtime folder (--export.format onnx, every head) or a Hugging Face one (hf)"),
     "hf-export": ("medtext.export:hf_export_main",
@@ -66,6 +60,8 @@ def exported_model_predict(argv: list[str]) -> bool:
 
 
 def run(argv: list[str]) -> None:
+    """Lightning's four commands run through :class:`medtext.cli.MedtextCLI`; every other command is in
+    :data:`COMMANDS`."""
     command = argv[0] if argv else None
     trust_command_line(argv[1:])  # class paths a checkpoint may name: medtext/class_paths.py
     if exported_model_predict(argv):

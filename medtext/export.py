@@ -1,12 +1,7 @@
-"""``python -m medtext export --ckpt_path CKPT [--export.format onnx|hf] [--export.quantize int8] OUT_DIR``.
+"""``python -m medtext export --ckpt_path CKPT [--export.format onnx|hf] [--export.quantize int8] OUT_DIR``:
+a checkpoint as an ONNX Runtime folder (every head) or a Hugging Face one (BERT-style MLP heads only).
 
-``onnx`` writes, atomically: ``model.onnx`` (encoder + head, uncalibrated logits, dynamic batch and
-sequence axes; ``medtext/onnx_export.py``), with ``int8`` also ``model.int8.onnx``; the tokenizer;
-``medtext_export.json`` (label names in the checkpoint's order, multi_label, thresholds, temperatures,
-how to tokenize); and ``model_card.md``. It then prints the export check (``medtext/export_check.py``).
-``python -m medtext predict --model_dir OUT_DIR`` runs it (``medtext/onnx_predict.py``). ``hf`` writes a
-Hugging Face sequence-classification folder (BERT-style MLP heads only; ``medtext hf-export`` is its
-earlier name).
+``python -m medtext predict --model_dir OUT_DIR`` runs an ONNX export (``medtext/onnx_predict.py``).
 """
 
 from __future__ import annotations
@@ -127,7 +122,11 @@ def describe(check: dict, variant: str, source: str) -> str:
 
 
 def export_onnx(ckpt_path: Path, out_dir: Path, quantize: Optional[str] = None, overwrite: bool = False) -> Path:
-    """Write the ONNX export folder ``out_dir`` of checkpoint ``ckpt_path`` and print the export check."""
+    """Write the ONNX export folder ``out_dir`` of checkpoint ``ckpt_path`` and print the export check
+    (``medtext/export_check.py``). Written atomically: ``model.onnx`` (encoder + head, uncalibrated logits, dynamic batch and sequence
+    axes; ``medtext/onnx_export.py``), with ``int8`` also ``model.int8.onnx``; the tokenizer;
+    ``medtext_export.json`` (label names in the checkpoint's order, multi_label, thresholds,
+    temperatures, how to tokenize); and ``model_card.md``."""
     from .encoders import load_tokenizer
     from .export_check import check_sequences, compare_sequences
     from .onnx_export import export_graph, quantize_int8

@@ -1,11 +1,6 @@
 """The export check: an exported graph's logits against PyTorch's on the same token ids.
 
-:func:`compare_on_file` is what a benchmark calls on a whole file; ``medtext export`` prints
-:func:`compare_sequences` on a few abstracts of real length (from the checkpoint's data files when
-they are on this machine, else random token ids of lengths up to ``max_length``).
-
->>> compare_on_file("best.ckpt", "exported/", "test.csv", int8=True)  # doctest: +SKIP
-{'rows': 1000, 'max_abs_logit_diff': 0.21, 'label_agreement': 0.994, 'macro_f1_torch': 0.61, 'macro_f1_onnx': 0.60}
+``medtext export`` prints it on a few abstracts; a benchmark calls :func:`compare_on_file` on a whole file.
 """
 
 from __future__ import annotations
@@ -47,7 +42,8 @@ def compare_sequences(model, exported, sequences: Sequence[np.ndarray], batch_si
 
 
 def check_sequences(exported, texts: Optional[list[str]], count: int, seed: int = 0) -> list[np.ndarray]:
-    """Token ids of up to ``count`` of ``texts`` (one window each), else of random ids of spread lengths."""
+    """Token ids of up to ``count`` of ``texts`` (one window each; ``medtext export`` reads the checkpoint's
+    data files when they are on this machine), else of random ids of spread lengths up to ``max_length``."""
     if texts:
         tokens = exported.tokenize(texts[:count])
         return [tokens.sequence(j) for j in range(min(count, len(tokens.offsets) - 1))]
@@ -89,7 +85,11 @@ def compare_on_file(ckpt_path: str | Path, model_dir: str | Path, data_file: str
                     batch_size: int = 16, text_column: Optional[str] = None) -> dict:
     """The exported model (``int8``: its quantised graph) against the checkpoint's PyTorch model on every
     abstract of ``data_file``: ``rows``, ``max_abs_logit_diff`` (over windows), ``label_agreement``,
-    and with a single-label label column ``macro_f1_torch``/``macro_f1_onnx`` (the same token ids for both)."""
+    and with a single-label label column ``macro_f1_torch``/``macro_f1_onnx`` (the same token ids for both).
+
+    >>> compare_on_file("best.ckpt", "exported/", "test.csv", int8=True)  # doctest: +SKIP
+    {'rows': 1000, 'max_abs_logit_diff': 0.21, 'label_agreement': 0.994, 'macro_f1_torch': 0.61, 'macro_f1_onnx': 0.60}
+    """
     from data_modules.readers import read_table, read_texts
 
     from .onnx_predict import ExportedModel, pool_windows

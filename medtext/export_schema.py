@@ -1,15 +1,6 @@
 """The settings of an ONNX export (``medtext_export.json``), checked each time the export is loaded.
 
-:func:`check_settings` checks every key's type and range: a format version this medtext reads, unique
-label names, temperatures finite and > 0 (one, or one per label when multi-label), thresholds in [0, 1]
-(one per label), the model files and tensor names medtext writes, and the tokenization settings.
-:func:`check_graph` then runs the graph on a few tokens and on ``max_length`` tokens: it must run,
-output one logit per label and take that many tokens. A bad value is one line naming the file and the key.
-
-``medtext export`` also writes ``settings_sha256``: the sha256 of the other keys as canonical JSON
-(sorted keys, no spaces). :func:`verify_checksum` runs last and refuses values that are valid but not
-the exported ones, such as reordered ``label_names``. It detects edits, not someone who recomputes the
-hash. An export written before the checksum existed loads with a one-line warning.
+A bad value is one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -100,7 +91,11 @@ class Checker:
 
 def check_settings(settings, path: Path) -> dict:
     """``settings`` (read from ``path``) if every key is valid, else one line (:func:`verify_checksum` then
-    tells whether they are the exported ones, after :func:`check_graph`, whose lines say more)."""
+    tells whether they are the exported ones, after :func:`check_graph`, whose lines say more).
+
+    Every key's type and range: a format version this medtext reads, unique label names, temperatures
+    finite and > 0 (one, or one per label when multi-label), thresholds in [0, 1] (one per label), the
+    model files and tensor names medtext writes, and the tokenization settings."""
     from data_modules.long_text import LONG_TEXTS
     from data_modules.readers import FORMATS
     from data_modules.token_cache import TRUNCATIONS
@@ -155,7 +150,11 @@ def check_settings(settings, path: Path) -> dict:
 
 
 def verify_checksum(settings: dict, path: Path) -> None:
-    """One line if ``settings_sha256`` does not match the settings; a warning line if there is none."""
+    """One line if ``settings_sha256`` does not match the settings; a warning line if there is none (an
+    export written before the checksum existed).
+
+    It refuses values that are valid but not the exported ones, such as reordered ``label_names``; it
+    detects edits, not someone who recomputes the hash."""
     recorded = settings.get(CHECKSUM_KEY)
     if recorded is None:
         print(f"medtext: warning: {path} has no {CHECKSUM_KEY} (an export from before medtext recorded one): "

@@ -1,11 +1,5 @@
 """A record that a fit has completed, so ``--ckpt_path auto`` run again does nothing instead of
 resuming a finished run (which trains nothing but would test it again).
-
-After ``fit`` (and ``--test_after_fit``) end normally, global rank zero writes ``fit_completed.json``
-next to the run's ``last.ckpt``: the step that ``last.ckpt`` holds and the settings that decide when
-training stops. A later ``auto`` that finds that ``last.ckpt`` at that step, with the same stopping
-settings and no test asked that was not run, stops with :class:`medtext.errors.FitCompleted`. A longer
-``max_epochs`` resumes the run as before. A seed loop in a requeued SLURM job skips its finished fits.
 """
 
 from __future__ import annotations
@@ -26,14 +20,18 @@ def stop_settings(trainer_config: Any) -> dict[str, Any]:
 
 
 def record_completed(last: Path, step: int, trainer_config: Any, tested: bool) -> None:
-    """Write the completion record of the run whose ``last.ckpt`` is ``last``."""
+    """Write the completion record of the run whose ``last.ckpt`` is ``last``: the step it holds and the
+    settings that decide when training stops. Global rank zero, after ``fit`` (and ``--test_after_fit``)
+    ended normally."""
     record = {"last_checkpoint": last.name, "global_step": step, "tested": tested, **stop_settings(trainer_config)}
     atomic_write_text(last.parent / COMPLETED_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def completed_record(last: Path, step: Optional[int], fit_config: Any) -> Optional[Path]:
     """The completion record that says the run of ``last`` (holding ``step``) has nothing left to do
-    for this parsed ``fit`` config, or ``None``."""
+    for this parsed ``fit`` config, or ``None``: ``last.ckpt`` at the recorded step, the same stopping
+    settings, and no test asked that was not run. ``auto`` then stops with
+    :class:`medtext.errors.FitCompleted` (a seed loop in a requeued SLURM job skips its finished fits)."""
     path = last.parent / COMPLETED_FILE
     try:
         record = json.loads(path.read_text())

@@ -1,11 +1,5 @@
 """Export a classifier to a Hugging Face ``AutoModelForSequenceClassification`` folder.
 
-Works when the head is the sequence-classification head of BERT-family models: ``MLPHead`` with
-``pooling: cls``, ``hidden_dims: [hidden_size]`` and ``activation: tanh`` (the pooler's dense+tanh,
-then dropout and a linear classifier). The exported folder loads in ``transformers`` alone and
-gives the same logits, e.g. for ``pipeline("text-classification", model=folder)``. A non-empty
-folder is refused; ``--export.overwrite true`` replaces an earlier export there (``medtext/output_folders.py``).
-
     python -m medtext export --ckpt_path runs/x/version_0/checkpoints/best.ckpt --export.format hf exported_model/
 """
 
@@ -24,6 +18,9 @@ from .output_folders import output_folder
 
 
 def _head_layers(head: nn.Module, hidden_size: int) -> tuple[nn.Linear, nn.Linear]:
+    """The dense and the classifier layer of the sequence-classification head of BERT-family models:
+    ``MLPHead`` with ``pooling: cls``, ``hidden_dims: [hidden_size]`` and ``activation: tanh`` (the
+    pooler's dense+tanh, then dropout and a linear classifier); any other head is refused."""
     linears = [m for m in getattr(head, "mlp", []) if isinstance(m, nn.Linear)]
     tanh = [m for m in getattr(head, "mlp", []) if isinstance(m, nn.Tanh)]
     if (not isinstance(head, MLPHead) or head.pooling != "cls" or len(linears) != 2 or len(tanh) != 1
@@ -59,7 +56,9 @@ def to_sequence_classification(model) -> nn.Module:
 
 
 def export_checkpoint(ckpt_path: Path, out_dir: Path, overwrite: bool = False) -> Path:
-    """Write ``out_dir``, atomically: the model (safetensors), its config and the tokenizer.
+    """Write ``out_dir``, atomically: the model (safetensors), its config and the tokenizer. The folder
+    loads in ``transformers`` alone and gives the same logits, e.g. for
+    ``pipeline("text-classification", model=folder)``.
 
     Args:
         ckpt_path: a medtext checkpoint whose head is BERT's sequence-classification head.

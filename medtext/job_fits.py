@@ -1,14 +1,4 @@
-"""Several fits in one SLURM job, kept apart: each gets a job folder of its own, the same on requeue.
-
-A job may run several fits (a seed loop in one batch script, several ``srun`` steps). Keyed by the
-job id alone they would share ``slurm-<job>``: the second would overwrite the first's files and,
-after a requeue, resume the first's checkpoint with its own settings. So a fit is identified by a
-fingerprint of its resolved config (model, data, seed and the trainer's training settings, not
-``ckpt_path``, its folders, loggers or callbacks) and its SLURM step. The first fit of a job records its fingerprint in ``slurm-<job>/fit_fingerprint.json``
-and keeps that plain folder (one fit per job, the usual case, looks as before); a fit with another
-fingerprint uses ``slurm-<job>-<fingerprint>``. A requeued job runs the same commands, so each fit
-finds its own folder again.
-"""
+"""Several fits in one SLURM job, kept apart: each gets a job folder of its own, the same on requeue."""
 
 from __future__ import annotations
 
@@ -31,7 +21,12 @@ TRAINING_KEYS = ("max_epochs", "max_steps", "min_epochs", "min_steps", "accumula
 
 def fit_fingerprint(fit_config, environ: Mapping[str, str]) -> str:
     """12 hex digits of sha256 over the ``fit`` config's model, data, seed and training settings, and
-    the SLURM step (``ckpt_path`` and the folders a fit writes to are not part of it)."""
+    the SLURM step (``ckpt_path`` and the folders a fit writes to are not part of it).
+
+    A job may run several fits (a seed loop in one batch script, several ``srun`` steps). Keyed by the
+    job id alone they would share ``slurm-<job>``: the second would overwrite the first's files and,
+    after a requeue, resume the first's checkpoint with its own settings: a fit is identified by this
+    fingerprint instead."""
     config: Any = fit_config.as_dict() if hasattr(fit_config, "as_dict") else dict(fit_config)
     trainer = config.get("trainer") or {}
     fit = {**{key: config.get(key) for key in FIT_SECTIONS}, "trainer": {key: trainer.get(key) for key in TRAINING_KEYS}}
@@ -71,7 +66,12 @@ def recorded_fingerprint(folder: Path, fingerprint: str) -> Optional[str]:
 
 
 def fit_folder(base: Path, job_folder: str, fingerprint: str) -> tuple[str, Optional[str]]:
-    """(the folder below ``base`` for this fit, a line saying why it is not ``job_folder`` or ``None``)."""
+    """(the folder below ``base`` for this fit, a line saying why it is not ``job_folder`` or ``None``).
+
+    The first fit of a job records its fingerprint in ``slurm-<job>/fit_fingerprint.json`` and keeps
+    that plain folder (one fit per job, the usual case); a fit with another fingerprint uses
+    ``slurm-<job>-<first 8 digits of its fingerprint>``. A requeued job runs the same commands, so each
+    fit finds its own folder again."""
     recorded = recorded_fingerprint(base / job_folder, fingerprint)
     if recorded == fingerprint:
         return job_folder, None

@@ -1,24 +1,4 @@
-"""Start-up checks: how a run was launched on a cluster, and which mixed precision the GPU supports.
-
-Under SLURM, Lightning starts no processes of its own: as soon as ``SLURM_NTASKS`` is set (and the
-job is not named ``bash`` or ``interactive``) it takes each SLURM task for one rank, with
-``SLURM_NTASKS`` ranks in all (``SLURMEnvironment.detect``). ``sbatch --ntasks-per-node=N`` sets
-``SLURM_NTASKS`` in the batch script itself, so ``python -m medtext fit --trainer.devices=N`` run
-there without ``srun`` is rank 0 of N ranks that never start: DDP waits for them forever. Lightning
-warns only when ``SLURM_NTASKS`` is absent (then it does start the processes itself, correctly). A
-process that ``srun`` started is a job step, with ``SLURM_STEP_ID`` (and the older ``SLURM_STEPID``)
-set; the batch script (and an ``salloc`` shell) has neither, although it has ``SLURM_PROCID=0``.
-Lightning gives torchrun priority over SLURM (``_choose_and_init_cluster_environment``): a process that
-torchrun started (``TORCHELASTIC_RUN_ID`` set) takes torchrun's ranks, also inside a SLURM allocation,
-so no SLURM task count applies to it.
-
->>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "4"}, 4, 1)[:40]
-'SLURM job 7 has 4 tasks but this process'
->>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "0"}, 4, 1) is None
-True
->>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "TORCHELASTIC_RUN_ID": "7"}, 2, 1) is None
-True
-"""
+"""Start-up checks: how a run was launched on a cluster, and which mixed precision the GPU supports."""
 
 from __future__ import annotations
 
@@ -58,7 +38,26 @@ def torchrun_launched(environ: Mapping[str, str]) -> bool:
 
 def slurm_launch_problem(environ: Mapping[str, str], devices: Devices, num_nodes: Optional[int]) -> Optional[str]:
     """One line saying why this launch will hang or train on fewer devices than asked under SLURM,
-    or ``None`` when it looks right (or Lightning does not treat the process as SLURM's)."""
+    or ``None`` when it looks right (or Lightning does not treat the process as SLURM's).
+
+    Under SLURM, Lightning starts no processes of its own: as soon as ``SLURM_NTASKS`` is set (and the
+    job is not named ``bash`` or ``interactive``) it takes each SLURM task for one rank, with
+    ``SLURM_NTASKS`` ranks in all (``SLURMEnvironment.detect``). ``sbatch --ntasks-per-node=N`` sets
+    ``SLURM_NTASKS`` in the batch script itself, so ``python -m medtext fit --trainer.devices=N`` run
+    there without ``srun`` is rank 0 of N ranks that never start: DDP waits for them forever. Lightning
+    warns only when ``SLURM_NTASKS`` is absent (then it does start the processes itself, correctly). A
+    process that ``srun`` started is a job step, with ``SLURM_STEP_ID`` (and the older ``SLURM_STEPID``)
+    set; the batch script (and an ``salloc`` shell) has neither, although it has ``SLURM_PROCID=0``.
+    Lightning gives torchrun priority over SLURM (``_choose_and_init_cluster_environment``): a process
+    that torchrun started takes torchrun's ranks, also inside a SLURM allocation.
+
+    >>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "4"}, 4, 1)[:40]
+    'SLURM job 7 has 4 tasks but this process'
+    >>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "0"}, 4, 1) is None
+    True
+    >>> slurm_launch_problem({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "TORCHELASTIC_RUN_ID": "7"}, 2, 1) is None
+    True
+    """
     if torchrun_launched(environ):
         return None  # checked first, as Lightning does: torchrun's ranks, whatever SLURM's task count
     if "SLURM_NTASKS" not in environ or environ.get("SLURM_JOB_NAME") in INTERACTIVE_JOB_NAMES:

@@ -1,13 +1,4 @@
-"""A package's classes imported on first use (PEP 562), so a light command does not import Lightning.
-
-``python -m medtext predict --model_dir ...`` (ONNX Runtime) reads files, tokenizes and writes predictions
-with modules of ``medtext``, ``data_modules`` and ``callbacks``; importing a package no longer imports
-every LightningModule, data module and callback in it (several seconds). ``medtext/cli.py`` imports them all,
-so short class names (``--data HoCDataModule``) still resolve among the imported subclasses.
-
-    _EXPORTS = {"HoCDataModule": ".hoc"}
-    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
-"""
+"""A package's classes imported on first use (PEP 562), so a light command does not import Lightning."""
 
 from __future__ import annotations
 
@@ -16,7 +7,15 @@ from typing import Any, Callable
 
 
 def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any]) -> tuple[Callable, Callable]:
-    """A package's ``__getattr__`` and ``__dir__``: ``exports`` maps a name to the submodule defining it."""
+    """A package's ``__getattr__`` and ``__dir__``: ``exports`` maps a name to the submodule defining it.
+
+    ``python -m medtext predict --model_dir ...`` (ONNX Runtime) reads files, tokenizes and writes
+    predictions with modules of ``medtext``, ``data_modules`` and ``callbacks``; so importing a package
+    does not import every LightningModule, data module and callback in it (several seconds)::
+
+        _EXPORTS = {"HoCDataModule": ".hoc"}
+        __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+    """
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
@@ -32,7 +31,8 @@ def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any
 
 
 def import_exports(*packages) -> None:
-    """Import every class the packages export (before a parser resolves short class names)."""
+    """Import every class the packages export (before a parser resolves short class names such as
+    ``--data HoCDataModule`` among the imported subclasses: ``medtext/cli.py``)."""
     for package in packages:
         for name in package.__all__:
             getattr(package, name)

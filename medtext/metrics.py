@@ -1,10 +1,4 @@
-"""Epoch-level classification metrics from torchmetrics, named ``stage/metric``.
-
->>> metrics = single_label_metrics(3)
->>> metrics.update(torch.tensor([[.9, .05, .05], [.1, .8, .1]]), torch.tensor([0, 2]))
->>> sorted(flatten(metrics.compute(), ["a", "b", "c"], "val"))[:3]
-['val/accuracy', 'val/f1/a', 'val/f1/b']
-"""
+"""Epoch-level classification metrics from torchmetrics, named ``stage/metric``."""
 
 from __future__ import annotations
 
@@ -63,7 +57,13 @@ def metric_label(name: str) -> str:
 
 
 def flatten(results: dict[str, torch.Tensor], label_names: Sequence[str], stage: str) -> dict[str, float]:
-    """Scalar metrics as ``stage/name`` and per-class ones as ``stage/f1/<class>``; no matrices."""
+    """Scalar metrics as ``stage/name`` and per-class ones as ``stage/f1/<class>``; no matrices.
+
+    >>> metrics = single_label_metrics(3)
+    >>> metrics.update(torch.tensor([[.9, .05, .05], [.1, .8, .1]]), torch.tensor([0, 2]))
+    >>> sorted(flatten(metrics.compute(), ["a", "b", "c"], "val"))[:3]
+    ['val/accuracy', 'val/f1/a', 'val/f1/b']
+    """
     flat: dict[str, float] = {}
     for name, value in results.items():
         if name in NOT_SCALARS:

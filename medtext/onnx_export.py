@@ -1,20 +1,5 @@
 """The ONNX graph of a classifier: encoder + head, ``input_ids``/``attention_mask`` (batch, tokens) with
 dynamic batch and sequence axes -> uncalibrated ``logits`` (batch, labels).
-
-The label-description states of heads that read them are baked in as constants (``reencode``
-checkpoints: encoded once, at export, with the trained encoder, as the model does in eval mode).
-Exporters: ``torch.export`` (``dynamo=True``) for the MLP and label-attention heads. The BiLSTM
-head (``exports_with_dynamo = False``, declared by the head) goes through the TorchScript exporter (``dynamo=False``), which turns its packed sequences into
-one ONNX ``LSTM`` with ``sequence_lens``; ``torch.export`` decomposes the LSTM into a loop over a
-fixed number of steps (no dynamic sequence axis), and the TorchScript exporter fixes the batch size of
-the label-attention head's reshapes, so neither exporter serves every head.
-
-The exported graph is then rewritten for ONNX Runtime's CPU kernels (onnxscript's ``optimize_for_ort``:
-one fused ``Attention`` per layer, ``SkipLayerNormalization``, ``BiasGelu``). For the Medical Abstracts
-MiniLM checkpoint, timed alone, fp32 and int8 both ran about 1.8x faster, with the same logits
-(BENCHMARKS.md). The rewritten graph is kept only if ONNX Runtime runs it to PyTorch's logits. The
-BiLSTM head's TorchScript graph is kept as exported (the rewriter finds no attention in it, and its
-layer-norm rewrite moved the logits by ~1e-3 on the tiny test encoder).
 """
 
 from __future__ import annotations
@@ -35,7 +20,10 @@ OPSET = 18
 
 
 class ExportedClassifier(nn.Module):
-    """A ``TextClassifier`` (eval mode) as ``(input_ids, attention_mask) -> logits`` on 2-D input."""
+    """A ``TextClassifier`` (eval mode) as ``(input_ids, attention_mask) -> logits`` on 2-D input.
+
+    The label-description states of heads that read them are baked in as constants (``reencode``
+    checkpoints: encoded once, at export, with the trained encoder, as the model does in eval mode)."""
 
     def __init__(self, model):
         super().__init__()
@@ -63,7 +51,13 @@ def example_inputs(vocab_size: int, length: int, batch: int = 2) -> tuple[torch.
 
 def export_graph(model, path: Path, example_length: int = 16) -> dict[str, int]:
     """Write ``model`` (a ``TextClassifier``) as one self-contained ONNX file at ``path``, with ONNX Runtime's
-    fused transformer kernels where they apply; the fusions applied (``fuse_for_onnxruntime``)."""
+    fused transformer kernels where they apply; the fusions applied (``fuse_for_onnxruntime``).
+
+    ``torch.export`` (``dynamo=True``) for the MLP and label-attention heads; the BiLSTM head
+    (``exports_with_dynamo = False``) through the TorchScript exporter, which turns its packed sequences
+    into one ONNX ``LSTM`` with ``sequence_lens``. ``torch.export`` decomposes the LSTM into a loop over
+    a fixed number of steps (no dynamic sequence axis), and the TorchScript exporter fixes the batch size
+    of the label-attention head's reshapes, so neither exporter serves every head."""
     graph = ExportedClassifier(model).eval()
     inputs = example_inputs(model.encoder.config.vocab_size, max(example_length, 2))
     if not getattr(model.head, "exports_with_dynamo", True):  # a head's own declaration (medtext/heads/base.py)
@@ -77,7 +71,9 @@ def export_graph(model, path: Path, example_length: int = 16) -> dict[str, int]:
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, inputs, str(path), input_names=list(INPUT_NAMES), output_names=["logits"],
                           opset_version=OPSET, verbose=False, **options)
-    if options["dynamo"]:  # the rewriter's patterns are those of torch.export graphs
+    # torch.export graphs only (the rewriter's patterns): the BiLSTM head's TorchScript graph stays as exported
+    # (no attention to fuse in it; its layer-norm rewrite moved the logits by ~1e-3 on the tiny test encoder)
+    if options["dynamo"]:
         check = example_inputs(model.encoder.config.vocab_size, max(example_length, 2) + 3, batch=3)
         with torch.no_grad():
             expected = graph(*check).numpy()
@@ -116,7 +112,11 @@ def onnxruntime_rewriters() -> list:
 def fuse_for_onnxruntime(path: Path, inputs: dict, expected, atol: float = 1e-4) -> dict[str, int]:
     """Rewrite the graph at ``path`` with ONNX Runtime's fused kernels (``onnxruntime_rewriters``, the first
     whose graph ONNX Runtime runs on ``inputs`` to the ``expected`` logits within ``atol``); the fusions
-    applied (``{"attention": 6, ...}``), or ``{}`` when the graph is left as exported (one warning line)."""
+    applied (``{"attention": 6, ...}``), or ``{}`` when the graph is left as exported (one warning line).
+
+    The kernels: one fused ``Attention`` per layer, ``SkipLayerNormalization``, ``BiasGelu``. For the
+    Medical Abstracts MiniLM checkpoint, timed alone, fp32 and int8 both ran about 1.8x faster, with the
+    same logits (BENCHMARKS.md)."""
     import numpy as np
     import onnxruntime as ort
     from onnxscript import ir

@@ -1,13 +1,6 @@
 """``python -m medtext predict --model_dir DIR --data.predict_file F``: a folder written by ``medtext export
 --export.format onnx`` run with ONNX Runtime, the predictions file as ``predict --ckpt_path`` writes it.
 
-Texts are tokenized as the checkpoint's data module did (``data_modules.token_cache.encode``: ``head``
-or ``head_tail`` truncation, or ``long_text: windows`` with each abstract's logits pooled over its
-windows as ``medtext/windows.py`` does), run in length-sorted batches, then calibrated and decided as
-``predict`` does (``medtext/calibration.py``): single-label ``softmax(logits / T)``, multi-label
-``sigmoid(logits / T_l) >= thresholds``. The folder is checked as it loads (``medtext/export_schema.py``):
-its settings and their checksum, and its graph (run on max_length tokens; a symlink out of the folder is refused).
-
     python -m medtext predict --model_dir exported/ --data.predict_file new.csv --predictions.output_file out.csv
 """
 
@@ -69,7 +62,10 @@ def pool_windows(per_window: np.ndarray, windows: np.ndarray, how: str) -> np.nd
 
 
 class ExportedModel:
-    """An exported folder: its tokenizer, settings and an ONNX Runtime session (``int8``: the quantised graph)."""
+    """An exported folder: its tokenizer, settings and an ONNX Runtime session (``int8``: the quantised graph).
+
+    The folder is checked as it loads (``medtext/export_schema.py``): its settings and their checksum,
+    and its graph (run on max_length tokens; a symlink out of the folder is refused)."""
 
     def __init__(self, model_dir: str | Path, int8: bool = False, threads: Optional[int] = None):
         ort = onnxruntime()
@@ -94,7 +90,8 @@ class ExportedModel:
         return list(self.settings["label_names"])
 
     def tokenize(self, texts: Sequence[str]):
-        """Token ids as the checkpoint's data module made them (a ``TokenizedTexts``)."""
+        """Token ids as the checkpoint's data module made them (a ``TokenizedTexts``; ``head`` or
+        ``head_tail`` truncation, or ``long_text: windows``)."""
         return self.tokenization.encode(self.tokenizer, list(texts))
 
     @functools.cached_property
@@ -121,7 +118,8 @@ class ExportedModel:
         return logits
 
     def logits(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
-        """Uncalibrated logits (texts, labels); windowed texts pooled over their windows."""
+        """Uncalibrated logits (texts, labels); windowed texts pooled over their windows (as
+        ``medtext/windows.py`` does)."""
         tokens = self.tokenize(texts)
         if tokens.windows is None:
             return self.sequence_logits([tokens.sequence(j) for j in range(len(tokens))], batch_size)
@@ -130,7 +128,9 @@ class ExportedModel:
 
     def decide(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities (calibrated unless the checkpoint says ``calibration: none``) and predictions:
-        class ids, or (multi-label) 0/1 per label at the thresholds of the calibrated probabilities."""
+        class ids, or (multi-label) 0/1 per label at the thresholds of the calibrated probabilities.
+        As ``predict`` does (``medtext/calibration.py``): single-label ``softmax(logits / T)``,
+        multi-label ``sigmoid(logits / T_l) >= thresholds``."""
         settings = self.settings
         scaled = logits / np.asarray(settings["temperature"], dtype=np.float32)
         applied = settings["calibration"] != "none"

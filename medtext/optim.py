@@ -1,10 +1,4 @@
-"""AdamW parameter groups with per-module learning rates, and the warm-up/decay schedule.
-
->>> import torch.nn as nn
->>> groups = parameter_groups({"head": (nn.Linear(2, 2), 1e-3)}, weight_decay=0.01)
->>> [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups]
-[(0.001, 0.01, 1), (0.001, 0.0, 1)]
-"""
+"""AdamW parameter groups with per-module learning rates, and the warm-up/decay schedule."""
 
 from __future__ import annotations
 
@@ -17,7 +11,13 @@ from .errors import MedtextError
 
 def parameter_groups(modules: dict[str, tuple[nn.Module | list[nn.Parameter], float]], weight_decay: float) -> list[dict]:
     """Two groups per named module, each with its own lr: weight decay on matrices (linear,
-    embedding, LSTM and query weights), none on vectors (biases, norms: ``ndim < 2``)."""
+    embedding, LSTM and query weights), none on vectors (biases, norms: ``ndim < 2``).
+
+    >>> import torch.nn as nn
+    >>> groups = parameter_groups({"head": (nn.Linear(2, 2), 1e-3)}, weight_decay=0.01)
+    >>> [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups]
+    [(0.001, 0.01, 1), (0.001, 0.0, 1)]
+    """
     groups = []
     for name, (module, lr) in modules.items():
         parameters = [p for p in (module if isinstance(module, list) else module.parameters()) if p.requires_grad]

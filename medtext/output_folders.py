@@ -1,10 +1,5 @@
-"""Folders that medtext writes whole: an ONNX or Hugging Face export, a pretrained encoder.
-
-Each such folder gets a manifest, ``.medtext_manifest.json``, naming the command that wrote it and
-every file and folder it wrote. Overwriting replaces a folder only if everything in it is listed in
-its manifest, and never the current directory, a folder holding an input (the checkpoint read) or a
-parent of either. A refusal is one line naming what blocks the write. The new folder is built beside
-the target and renamed in (``medtext/atomic_files.py``); the old one is deleted only after that.
+"""Folders that medtext writes whole (an ONNX or Hugging Face export, a pretrained encoder), each with a
+manifest, ``.medtext_manifest.json``, naming the command that wrote it and every file and folder it wrote.
 """
 
 from __future__ import annotations
@@ -134,7 +129,9 @@ def output_folder(path: PathLike, written_by: str, overwrite: bool = False, labe
     """Yield a temporary folder to fill; on success it gets a manifest and becomes ``path``.
 
     ``path`` is checked first (:func:`check_output_folder`); with ``overwrite`` an earlier folder is
-    checked again once moved aside, just before the new one is renamed in, then deleted.
+    checked again once moved aside, just before the new one is renamed in, then deleted. The new folder
+    is built beside ``path`` and renamed in (``medtext/atomic_files.py``): a refusal or failure leaves
+    the old one as it was.
 
     >>> with output_folder("/tmp/example_output", "an example", overwrite=True) as tmp:
     ...     _ = (tmp / "a.txt").write_text("done")

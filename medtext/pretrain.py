@@ -1,15 +1,6 @@
 """``python -m medtext pretrain --config FILE``: task-adaptive masked-language-model pretraining.
 
-Continues an encoder's masked-language-model (MLM) training on unlabeled abstracts (by default the
-task's own training texts: :class:`data_modules.UnlabeledTextDataModule`), then writes a Hugging
-Face folder (encoder with its MLM head, and the tokenizer) that ``fit`` takes as
-``--model.init_args.encoder_name FOLDER``. It is Lightning's ``fit`` (trainer options, DDP, mixed
-precision, ``seed_everything``, ``--ckpt_path`` to resume); the written weights are the best by
-``val/loss`` (the MLM loss on the held-out texts, per masked token).
-
     python -m medtext pretrain --config configs/pretrain/minilm_medical_abstracts.yaml
-    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml \\
-        --model.init_args.encoder_name pretrained/minilm_medical_abstracts
 """
 
 from __future__ import annotations
@@ -198,7 +189,8 @@ class PretrainCLI(LightningCLI):
                                            **kwargs)
 
     def pretrain(self) -> Path | None:
-        """Fit, then (rank 0) write the best-by-val/loss weights and the tokenizer to output_dir."""
+        """Fit, then (rank 0) write the best-by-val/loss weights (the MLM loss on the held-out texts, per
+        masked token) and the tokenizer to output_dir."""
         self.trainer.fit(self.model, datamodule=self.datamodule, ckpt_path=self.config.ckpt_path)
         if not self.trainer.is_global_zero:
             return None
@@ -233,7 +225,13 @@ def build_cli(args: list[str] | None = None) -> PretrainCLI:
 
 
 def main(args: list[str] | None = None) -> None:
-    """``medtext pretrain [--config FILE] [options]``: MLM pretraining, then the Hugging Face folder."""
+    """``medtext pretrain [--config FILE] [options]``: MLM pretraining, then the Hugging Face folder.
+
+    Continues an encoder's masked-language-model training on unlabeled abstracts (by default the task's
+    own training texts: :class:`data_modules.UnlabeledTextDataModule`) with Lightning's ``fit`` (trainer
+    options, DDP, mixed precision, ``seed_everything``, ``--ckpt_path`` to resume), then writes the
+    encoder with its MLM head, and the tokenizer, as a folder that ``fit`` takes as
+    ``--model.init_args.encoder_name FOLDER``."""
     with own_arguments():
         cli = build_cli(args)
     cli.pretrain()

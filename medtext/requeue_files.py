@@ -1,10 +1,6 @@
 """Requeue checkpoints (``hpc_ckpt_<n>.ckpt``): their names, what a checkpoint holds, and their cleanup.
 
 A SLURM job writes them into its own folder, ``<default_root_dir>/slurm-<job>`` (``medtext.slurm``).
-Which of a run's full-state checkpoints is the newest is decided by what it holds, the global step;
-the modification time decides only when a step cannot be read or two steps are equal. A completed
-run's requeue checkpoints are deleted from its job's folder when its ``last.ckpt`` holds a newer state:
-each holds the whole training state (about 1.3 GB for BiomedBERT with AdamW).
 """
 
 from __future__ import annotations
@@ -64,7 +60,7 @@ def saved_checkpoint_dir(checkpoint: Path) -> Optional[Path]:
 
 def newest_state(checkpoints: Iterable[Optional[Path]]) -> Path:
     """The checkpoint holding the highest global step (``None`` entries skipped); by modification time
-    when a step cannot be read, and between equal steps."""
+    only when a step cannot be read, and between equal steps: what a checkpoint holds decides."""
     found = [c for c in checkpoints if c is not None]
     steps = {c: saved_step(c) for c in found}
     if None in steps.values():
@@ -88,7 +84,8 @@ def run_requeue_checkpoints(run_checkpoints: Path, root: Path) -> list[Path]:
 
 def delete_requeue_checkpoints(folder: Path, last: Path) -> tuple[list[Path], list[Path]]:
     """Delete the ``hpc_ckpt_<n>.ckpt`` files directly in ``folder`` (nothing else) that the run's
-    ``last`` checkpoint supersedes (see :func:`newest_state`); returns (deleted, kept)."""
+    ``last`` checkpoint supersedes (see :func:`newest_state`); returns (deleted, kept). Each holds the
+    whole training state (about 1.3 GB for BiomedBERT with AdamW)."""
     deleted, kept = [], []
     for path in hpc_checkpoints(folder):
         if newest_state([path, last]) != last:

@@ -1,27 +1,6 @@
 """Resolve ``fit --ckpt_path last`` (or ``auto``) to the ``last.ckpt`` of this command's own run only.
 
-Lightning looks for ``last`` only in the new run's own (empty) checkpoint folder, because a CSV or
-TensorBoard logger starts a new ``version_N`` on every call. medtext looks in the run folders of the
-configured logger (the first one, as ``ModelCheckpoint`` does): ``<save_dir>/<name>/<version>/`` for
-CSV and TensorBoard, ``<save_dir>/<project>/<run id>/`` for W&B (whatever its display ``name``).
-
-- The logger names its run (CSV/TensorBoard ``version``, W&B ``id``): that run's ``last.ckpt`` only.
-- Otherwise, the run folders holding a ``last.ckpt`` whose ``config.yaml`` has this command's
-  ``model``, ``data`` and ``seed_everything`` (a rerun of the same command after a crash; runs of other configs or
-  other sweep values sharing the folder are never taken; a run without ``config.yaml`` counts).
-  Exactly one: it is resumed. Several (an earlier finished run of the same command, or a
-  concurrent one): ambiguous, medtext stops with one line listing them; pass the file, or give
-  concurrent runs their own ``version``/``id``.
-
-The resumed run continues in the same run folder (``version`` set to it); for W&B, in the same run
-(see ``medtext.wandb_runs``).
-
-``--ckpt_path auto`` is "resume if there is one", for a job script that runs the same command again:
-the same run is found by the same rules (several candidates are ambiguous as for ``last``), but when
-there is none, ``fit`` starts fresh (``ckpt_path`` None) and says so in one line. It also takes a
-requeue checkpoint of that run (``hpc_ckpt_<n>.ckpt`` in ``<default_root_dir>/slurm-<job>``, see
-``medtext.slurm``) when it holds a later step than the run's ``last.ckpt``. A run that has completed
-(``medtext/fit_completion.py``) is not resumed: ``auto`` says so and the command does nothing.
+``auto`` means "resume if there is one", for a job script that runs the same command again.
 """
 
 from __future__ import annotations
@@ -89,7 +68,12 @@ def same_experiment(run_folder: Path, fit_config) -> Optional[bool]:
 
 def _logger_runs(fit_config) -> tuple[Path, Optional[str], Any]:
     """(the folder of the logger's run folders, the run the logger names or ``None``, the init_args
-    of a CSV/TensorBoard logger whose ``version`` may be set to the resumed run, else ``None``)."""
+    of a CSV/TensorBoard logger whose ``version`` may be set to the resumed run, else ``None``).
+
+    Lightning looks for ``last`` only in the new run's own (empty) checkpoint folder, because a CSV or
+    TensorBoard logger starts a new ``version_N`` on every call. medtext looks in the run folders of the
+    configured logger (the first one, as ``ModelCheckpoint`` does): ``<save_dir>/<name>/<version>/`` for
+    CSV and TensorBoard, ``<save_dir>/<project>/<run id>/`` for W&B (whatever its display ``name``)."""
     trainer = fit_config.trainer
     root = Path(trainer.get("default_root_dir") or ".")
     logger = trainer.get("logger")
@@ -110,8 +94,15 @@ def _logger_runs(fit_config) -> tuple[Path, Optional[str], Any]:
 
 
 def find_last(fit_config, option: str = "last") -> Path:
-    """The ``last.ckpt`` that ``--ckpt_path last`` means for this parsed ``fit`` config (see above);
-    ``option`` is the value the messages name."""
+    """The ``last.ckpt`` that ``--ckpt_path last`` means for this parsed ``fit`` config; ``option`` is
+    the value the messages name.
+
+    The logger names its run (CSV/TensorBoard ``version``, W&B ``id``): that run's ``last.ckpt`` only.
+    Otherwise, the run folders holding a ``last.ckpt`` whose ``config.yaml`` has this command's
+    ``model``, ``data`` and ``seed_everything`` (a rerun after a crash; runs of other configs or sweep
+    values sharing the folder are never taken; a run without ``config.yaml`` counts). Exactly one: it
+    is resumed. Several (an earlier finished run of the same command, or a concurrent one): one line
+    listing them."""
     folder, run, _ = _logger_runs(fit_config)
     if run is not None:
         checkpoint = newest_last(folder / run / "checkpoints")
@@ -134,7 +125,12 @@ def find_last(fit_config, option: str = "last") -> Path:
 def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
     """Rewrite ``ckpt_path: last`` or ``auto`` in a parsed ``fit`` config into an explicit path (in
     place); ``auto`` with nothing to resume into ``None``. ``auto`` looks for the run's requeue
-    checkpoints in ``<requeue_root>/slurm-*`` (default: the trainer's ``default_root_dir``)."""
+    checkpoints in ``<requeue_root>/slurm-*`` (default: the trainer's ``default_root_dir``).
+
+    ``auto`` finds the run as ``last`` does, but with none ``fit`` starts fresh and says so in one line.
+    It takes a requeue checkpoint of that run (``medtext.slurm``) when it holds a later step than the
+    run's ``last.ckpt``, and does nothing for a completed run (``medtext/fit_completion.py``). The
+    resumed run continues in the same run folder; for W&B, in the same run (``medtext.wandb_runs``)."""
     option = fit_config.get("ckpt_path")
     if option not in RESUME_OPTIONS:
         return

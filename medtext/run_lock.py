@@ -1,13 +1,6 @@
 """One writer per run folder: ``fit`` holds ``run.lock`` in each of its run folders for the run's life.
 
-Global rank zero takes it before anything is written into the folder (a new W&B run's folder, named
-by the run id, once the run has started) and releases it when ``fit`` ends, also on an error. The file
-names its holder (JSON ``pid``, ``host``, ``started``; under SLURM, ``job``) and is held with
-``fcntl.flock``, which the kernel drops when the holder dies. A second writer stops with one line
-naming the holder. A lock left by an ended process of this host, or by an earlier run of this SLURM
-job, is taken over with a warning; one left by another host is not, as its process cannot be checked.
-While the lock is held, ``atomic_open``'s leftover temporary files (``.NAME.XXXXXXXX.tmp``) in the run
-folder and its ``checkpoints/`` are deleted: when the run starts or resumes, and when it ends.
+A second writer stops with one line naming the holder.
 """
 
 from __future__ import annotations
@@ -88,7 +81,13 @@ def describe(record: dict) -> str:
 
 
 class RunLock:
-    """``folder/run.lock``, held from :meth:`acquire` to :meth:`release` (or as a context manager)."""
+    """``folder/run.lock``, held from :meth:`acquire` to :meth:`release` (or as a context manager).
+
+    The file names its holder (JSON ``pid``, ``host``, ``started``; under SLURM, ``job``) and is held
+    with ``fcntl.flock``, which the kernel drops when the holder dies. A lock left by an ended process
+    of this host, or by an earlier run of this SLURM job, is taken over with a warning; one left by
+    another host is not, as its process cannot be checked. While it is held, ``atomic_open``'s leftover
+    temporary files in the folder are deleted: when the run starts or resumes, and when it ends."""
 
     def __init__(self, folder: str | os.PathLike, job: Optional[str] = None):
         self.folder, self.job = Path(folder), job
@@ -176,7 +175,8 @@ class RunLock:
 
 
 class RunLocks(contextlib.ExitStack):
-    """The locks of a ``fit``'s run folders, taken on global rank zero, released by ``close()``."""
+    """The locks of a ``fit``'s run folders, taken on global rank zero before anything is written into
+    a folder, released by ``close()`` when ``fit`` ends, also on an error."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,31 +1,6 @@
 """SLURM jobs that survive requeueing: a stable identity, a folder of their own, and the resume.
 
-A SLURM job keeps its id when it is requeued (an array task: ``<array job id>_<task id>``). Under
-SLURM, ``fit`` keys everything by that id:
-
-- ``trainer.default_root_dir`` becomes ``<default_root_dir>/slurm-<job>`` (a W&B sweep trial:
-  ``slurm-<job>-<run id>``, see :func:`job_folder`; a job's second fit of another config, seed or
-  step: ``slurm-<job>-<fingerprint>``, see ``medtext.job_fits``): the requeue checkpoint
-  (``hpc_ckpt_<n>.ckpt``, written by :class:`callbacks.SlurmRequeue`) lands there, so no other job
-  (a later run, a sweep trial) ever finds it;
-- a CSV or TensorBoard logger without a ``version`` logs to ``<save_dir>/<name>/slurm-<job>``, so the
-  requeued job continues the same run folder and checkpoint folder (``ModelCheckpoint`` keeps its
-  best score); a W&B run continues through the run id stored in the checkpoint;
-- when that folder holds a requeue checkpoint, ``fit`` resumes from it (it is newer than any
-  ``--ckpt_path`` the command gives), in the run folder it was saved from; with ``--ckpt_path auto``
-  that run's ``last.ckpt`` is taken instead when it holds a later step (the job was requeued again
-  after the requeue checkpoint, by a node failure say). Without one, ``auto`` resumes the run that
-  ``last`` would find, else starts fresh in ``slurm-<job>`` (``medtext.resume``);
-- a job SLURM restarted without a requeue checkpoint (SIGTERM, a node failure) resumes its fit's
-  own ``last.ckpt`` as ``auto`` would, when its run folder is known (a CSV or TensorBoard logger);
-- once the run has completed, :class:`callbacks.SlurmRequeue` deletes the requeue checkpoints in
-  that folder.
-
->>> slurm_job_key({"SLURM_JOB_ID": "812", "SLURM_NTASKS": "4", "SLURM_JOB_NAME": "medtext"})
-'812'
->>> slurm_job_key({"SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "80",
-...                "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "sweep"})
-'77_3'
+A SLURM job keeps its id when it is requeued; under SLURM, ``fit`` keys everything by that id.
 """
 
 from __future__ import annotations
@@ -48,7 +23,15 @@ from .resume import VERSIONED_LOGGERS, newest_last, resolve_last
 
 def slurm_job_key(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """The job's id, the same across requeues; ``None`` outside a SLURM job step (``srun``) or in
-    an interactive one (job name ``bash`` or ``interactive``, as Lightning decides)."""
+    an interactive one (job name ``bash`` or ``interactive``, as Lightning decides). An array task's
+    is ``<array job id>_<task id>``.
+
+    >>> slurm_job_key({"SLURM_JOB_ID": "812", "SLURM_NTASKS": "4", "SLURM_JOB_NAME": "medtext"})
+    '812'
+    >>> slurm_job_key({"SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3", "SLURM_JOB_ID": "80",
+    ...                "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "sweep"})
+    '77_3'
+    """
     environ = os.environ if environ is None else environ
     if "SLURM_NTASKS" not in environ or environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
         return None
@@ -68,7 +51,17 @@ def prepare_slurm_fit(fit_config, environ: Optional[Mapping[str, str]] = None) -
     """Key a parsed ``fit`` config (in place) by the SLURM job, and resume a requeued job from its
     requeue checkpoint (newer than any ``--ckpt_path`` of the command; ``auto``: the newest state of
     its run). Run it before ``--ckpt_path last`` is resolved; it resolves ``auto`` itself. Returns the
-    job key, or ``None`` outside SLURM."""
+    job key, or ``None`` outside SLURM.
+
+    ``trainer.default_root_dir`` becomes ``<default_root_dir>/slurm-<job>`` (:func:`job_folder`,
+    ``medtext.job_fits``): the requeue checkpoint (``hpc_ckpt_<n>.ckpt``, written by
+    :class:`callbacks.SlurmRequeue`) lands there, so no other job (a later run, a sweep trial) ever finds
+    it. A CSV or TensorBoard logger without a ``version`` logs to ``<save_dir>/<name>/slurm-<job>``, so
+    the requeued job continues the same run folder and checkpoint folder (``ModelCheckpoint`` keeps its
+    best score); a W&B run continues through the run id stored in the checkpoint. With ``auto``, that
+    run's ``last.ckpt`` is taken instead of the requeue checkpoint when it holds a later step (the job
+    was requeued again after it, by a node failure say); with no requeue checkpoint, ``auto`` resumes
+    the run that ``last`` would find, else starts fresh in ``slurm-<job>`` (``medtext.resume``)."""
     key = slurm_job_key(environ)
     if key is None:
         return None

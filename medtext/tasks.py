@@ -1,9 +1,5 @@
 """What differs between classification tasks: the loss, probabilities, decisions and metrics, and
 the per-label decision thresholds of multi-label tasks, tuned for F1 on validation data.
-
->>> probs = torch.tensor([[0.3], [0.35], [0.1], [0.2]])
->>> [round(t, 2) for t in tune_thresholds(probs, torch.tensor([[1], [1], [0], [0]]), default=0.5).tolist()]
-[0.3]
 """
 
 from __future__ import annotations
@@ -87,6 +83,10 @@ def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, default:
     """For each label the grid threshold with the best F1 (ties: the one nearest ``default``).
 
     Labels without a positive example keep ``default``. Shapes: (rows, labels) -> (labels,).
+
+    >>> probs = torch.tensor([[0.3], [0.35], [0.1], [0.2]])
+    >>> [round(t, 2) for t in tune_thresholds(probs, torch.tensor([[1], [1], [0], [0]]), default=0.5).tolist()]
+    [0.3]
     """
     probabilities, targets = probabilities.float(), targets.bool()
     grid = grid.to(probabilities.device)

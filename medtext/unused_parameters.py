@@ -2,20 +2,6 @@
 
 DDP all-reduces the gradient of every parameter that requires one, and by default fails at the
 second step when some parameter got none ("parameters that were not used in producing the loss").
-Two cases arise in medtext:
-
-- a part of the encoder no head reads, such as the pooler that BERT, RoBERTa and MiniLM
-  checkpoints carry: :func:`freeze_unused_parameters` finds such parameters with one tiny
-  forward/backward pass and stops them requiring gradients, so DDP ignores them at no cost;
-- an encoder frozen for the first epochs (``freeze_encoder_epochs``) and trained after: DDP must
-  keep its parameters, so :func:`strategy_finding_unused_parameters` chooses, at config time, the
-  DDP strategy that detects unused parameters, for that run only (every other run keeps DDP's faster
-  default).
-
->>> import torch
->>> model = torch.nn.ModuleDict({"used": torch.nn.Linear(2, 2), "unused": torch.nn.Linear(2, 2)})
->>> freeze_unused_parameters(model, lambda: model["used"](torch.ones(1, 2)).sum())
-['unused.weight', 'unused.bias']
 """
 
 from __future__ import annotations
@@ -32,7 +18,15 @@ def freeze_unused_parameters(module: torch.nn.Module, loss_fn: Callable[[], torc
     """Run ``loss_fn`` once (a forward pass returning a scalar) and backward; every trainable
     parameter of ``module`` that received no gradient stops requiring one. Returns their names.
 
-    The pass leaves the random number generators, gradients and training mode as they were."""
+    The pass leaves the random number generators, gradients and training mode as they were. It is for
+    a part of the encoder no head reads, such as the pooler that BERT, RoBERTa and MiniLM checkpoints
+    carry: DDP then ignores those parameters at no cost.
+
+    >>> import torch
+    >>> model = torch.nn.ModuleDict({"used": torch.nn.Linear(2, 2), "unused": torch.nn.Linear(2, 2)})
+    >>> freeze_unused_parameters(model, lambda: model["used"](torch.ones(1, 2)).sum())
+    ['unused.weight', 'unused.bias']
+    """
     trainable = {name: p for name, p in module.named_parameters() if p.requires_grad}
     saved_grads = {name: p.grad for name, p in trainable.items()}
     for p in trainable.values():
@@ -69,7 +63,10 @@ def several_processes(trainer_config) -> bool:
 def strategy_finding_unused_parameters(trainer_config) -> Optional[Any]:
     """The ``trainer.strategy`` that keeps frozen-for-a-while parameters in DDP's reduction, chosen at
     config time (``ddp`` becomes ``ddp_find_unused_parameters_true``), or ``None`` when none is needed
-    (no DDP) or the configured strategy already searches (or is one medtext does not know)."""
+    (no DDP) or the configured strategy already searches (or is one medtext does not know).
+
+    For an encoder frozen for the first epochs (``freeze_encoder_epochs``) and trained after: DDP must
+    keep its parameters. Only that run searches; every other run keeps DDP's faster default."""
     strategy = trainer_config.get("strategy") or "auto"
     if strategy == "auto":
         return FINDING_UNUSED["ddp"] if several_processes(trainer_config) else None

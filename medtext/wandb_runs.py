@@ -1,17 +1,5 @@
-"""Find a trainer's Weights & Biases logger and the local folders of a run.
-
-With a ``WandbLogger``, ``trainer.log_dir`` is the logger's ``save_dir``, which every W&B run
-shares; the folder of one run is ``<save_dir>/<project>/<run id>/``, where Lightning also puts the
-checkpoints (``.../checkpoints/``). :func:`summarize_monitored_by_best` makes a run's summary hold
-the best value of each monitored metric (a sweep's metric is its checkpoint's monitor).
-
-Resuming from a checkpoint continues the same W&B run: :class:`WandbRunId` stores the run id in
-every checkpoint (``checkpoint["medtext_wandb_run_id"]``), and before the classes are instantiated
-:func:`resume_wandb_run` reads it back when ``fit`` is given ``--ckpt_path <file>`` and the logger is a ``WandbLogger`` without an explicit ``id``/``version``,
-and sets that id with ``resume="allow"``, so the resumed training logs into the same run.
-Under a sweep, W&B ignores the id: the agent decides which run a process belongs to. A sweep trial
-that is requeued (SIGUSR1 under SLURM) is therefore marked preempting and exits non-zero
-(:func:`preempt_sweep_trial`): the sweep then runs it again instead of counting it finished.
+"""Find a trainer's Weights & Biases logger and the local folders of a run; continue a W&B run when
+its checkpoint is resumed, and requeue a sweep trial instead of finishing it.
 """
 
 from __future__ import annotations
@@ -38,7 +26,8 @@ def wandb_logger(trainer: pl.Trainer) -> Optional[WandbLogger]:
 
 
 def wandb_run_dir(trainer: pl.Trainer, logger: WandbLogger) -> Path:
-    """``<save_dir>/<project>/<run id>``, the folder that also holds the run's checkpoints.
+    """``<save_dir>/<project>/<run id>``, the folder that also holds the run's checkpoints
+    (``trainer.log_dir`` is the logger's ``save_dir``, which every W&B run shares).
 
     Creates the W&B run if it does not exist yet: call it on global rank zero only.
     """
@@ -109,7 +98,8 @@ def summarize_monitored_by_best(trainer: pl.Trainer, logger: WandbLogger) -> dic
 
 
 class WandbRunId(pl.Callback):
-    """Adds the W&B run id to every checkpoint written while a ``WandbLogger`` is in use."""
+    """Adds the W&B run id to every checkpoint written while a ``WandbLogger`` is in use
+    (``checkpoint["medtext_wandb_run_id"]``), for :func:`resume_wandb_run`."""
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         logger = wandb_logger(trainer)
@@ -139,6 +129,10 @@ def resume_wandb_run(config: Any) -> Optional[str]:
     """Point the ``WandbLogger`` of a parsed ``fit`` config at the run stored in its ``ckpt_path``.
 
     ``config`` is the subcommand's namespace (``cli.config["fit"]``). Returns the run id it set.
+    Called before the classes are instantiated, for ``--ckpt_path <file>`` and a ``WandbLogger``
+    without an explicit ``id``/``version``: the id is set with ``resume="allow"``, so the resumed
+    training logs into the same run. Under a sweep, W&B ignores the id (the agent decides which run a
+    process belongs to): a requeued trial is preempted instead (:func:`preempt_sweep_trial`).
     """
     ckpt_path = config.get("ckpt_path")
     if not isinstance(ckpt_path, (str, Path)) or not Path(ckpt_path).is_file():

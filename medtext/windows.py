@@ -1,16 +1,6 @@
 """Logits of abstracts split into windows (``data.long_text: windows``), pooled over their windows.
 
-A windowed batch is (abstracts, windows, tokens); an abstract with fewer windows than the batch's
-most is padded with all-padding windows (attention mask all zero). :func:`pool_windows` runs the
-per-window forward (encoder + head) on the real windows only, puts their logits back in place and
-pools each abstract's logits over its real windows (``mean`` or ``max``), so padding windows cost
-no compute and never change a result. Loss, metrics, thresholds and predictions see
-(abstracts, labels) logits, as with truncated abstracts.
-
->>> ids = torch.tensor([[[5, 6], [7, 0]], [[8, 0], [0, 0]]])
->>> logits = pool_windows(lambda i, m: i[:, :1].float(), ids, ids.ne(0).long(), "mean")
->>> logits.tolist()
-[[6.0], [8.0]]
+Loss, metrics, thresholds and predictions see (abstracts, labels) logits, as with truncated abstracts.
 """
 
 from __future__ import annotations
@@ -33,7 +23,16 @@ def pool_windows(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
                  attention_mask: torch.Tensor, how: WindowPooling = "mean") -> torch.Tensor:
     """Logits (abstracts, labels) of windowed ``input_ids``/``attention_mask`` (abstracts, windows,
     tokens): ``forward`` (2-D ids and mask -> logits) on the real windows (a window is real when its
-    mask has a one), the logits pooled over each abstract's real windows."""
+    mask has a one), the logits pooled over each abstract's real windows (``mean`` or ``max``).
+
+    An abstract with fewer windows than the batch's most is padded with all-padding windows (attention
+    mask all zero): they cost no compute and never change a result.
+
+    >>> ids = torch.tensor([[[5, 6], [7, 0]], [[8, 0], [0, 0]]])
+    >>> logits = pool_windows(lambda i, m: i[:, :1].float(), ids, ids.ne(0).long(), "mean")
+    >>> logits.tolist()
+    [[6.0], [8.0]]
+    """
     check_window_pooling(how)
     abstracts, windows, tokens = input_ids.shape
     real = attention_mask.reshape(abstracts, windows, tokens).ne(0).any(-1)  # (abstracts, windows)

@@ -1,9 +1,7 @@
 """Baselines that need no fine-tuning, for ``python -m medtext baseline`` (:mod:`medtext.baseline`).
 
 Each method is a function ``run(data: BaselineData, options: BaselineOptions) -> BaselineResult``
-registered in :data:`METHODS`. It may fit on ``data.train_*``, chooses whatever it chooses
-(regularisation, thresholds, a probability scale) on ``data.val_*`` only, and scores ``data.test_texts``.
-The command turns the result into the same report files as ``medtext test``.
+registered in :data:`METHODS`; the command turns its result into the same report files as ``medtext test``.
 """
 
 from __future__ import annotations
@@ -78,6 +76,8 @@ METHODS = {  # method: "module:function" (imported when used: scikit-learn is an
 
 
 def method_function(name: str) -> Callable[[BaselineData, BaselineOptions], BaselineResult]:
+    """The function of method ``name``. It may fit on ``data.train_*``, chooses whatever it chooses
+    (regularisation, thresholds, a probability scale) on ``data.val_*`` only, and scores ``data.test_texts``."""
     if name not in METHODS:
         from medtext.errors import MedtextError
 

@@ -1,16 +1,6 @@
-"""Baselines on frozen encoder embeddings: mean-pooled (attention-mask weighted), L2-normalised
-(SBERT-style), computed once per text list and cached on disk.
-
-- ``embedding_probe``: class-balanced logistic regression on the embeddings, C chosen on validation
-  (:mod:`medtext.baselines.selection`). ``chosen``: ``C``, its validation score, ``grid``.
-- ``zero_shot_similarity``: no training; the cosine between an abstract and each label description.
-  Single-label: argmax, probabilities ``softmax(cos / T)`` with one temperature fitted on validation
-  (``chosen``: ``temperature``). Multi-label: per label ``sigmoid(a * cos + b)`` (Platt scaling fitted
-  on validation; ``chosen``: ``platt_a``, ``platt_b``), then per-label thresholds tuned on validation.
-
-The cache (``embeddings-<key>.pt``, a float32 ``(texts, hidden)`` tensor, one per text list, in
-``baseline.cache_dir`` or else ``<medtext cache root>/embeddings``) is keyed by the encoder's folder and the names, sizes and times of its files (weights, config,
-tokenizer), the max length and a digest of the texts; it is written atomically under a file lock.
+"""Baselines on frozen encoder embeddings: ``embedding_probe`` (logistic regression on them) and
+``zero_shot_similarity`` (the cosine to each label description). The embeddings are mean-pooled,
+L2-normalised (SBERT-style), computed once per text list and cached on disk.
 """
 
 from __future__ import annotations
@@ -74,11 +64,14 @@ def texts_digest(texts: Sequence[str]) -> str:
 
 
 def cache_path(cache_dir: Path, identity: str, max_length: int, texts: Sequence[str]) -> Path:
+    """``embeddings-<key>.pt``, keyed by the encoder's identity (its folder and the names, sizes and
+    times of its files: weights, config, tokenizer), the max length and a digest of the texts."""
     key = hashlib.sha256("\0".join([CACHE_FORMAT, identity, str(max_length), texts_digest(texts)]).encode())
     return cache_dir / f"embeddings-{key.hexdigest()[:32]}.pt"
 
 
 def embeddings_cache_dir(options: BaselineOptions) -> Path:
+    """``baseline.cache_dir``, or else ``<medtext cache root>/embeddings``."""
     if options.cache_dir:
         return Path(options.cache_dir).expanduser()
     from data_modules.token_cache import default_cache_dir
@@ -103,7 +96,8 @@ class Embedder:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
-        """``(texts, hidden)`` unit-length embeddings, from the cache or computed and cached."""
+        """``(texts, hidden)`` unit-length embeddings, from the cache or computed and cached (a float32
+        tensor, one file per text list, written atomically under a file lock)."""
         path = cache_path(self.cache_dir, self.identity, self.options.max_length, texts)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
@@ -146,7 +140,8 @@ class Embedder:
 
 
 def run_probe(data: BaselineData, options: BaselineOptions) -> BaselineResult:
-    """Logistic regression on frozen embeddings, C chosen on validation."""
+    """``embedding_probe``: class-balanced logistic regression on frozen embeddings, C chosen on
+    validation (:mod:`medtext.baselines.selection`). ``chosen``: ``C``, its validation score, ``grid``."""
     check_c_grid(options.c_grid)
     check_splits(train=data.train_texts, validation=data.val_texts, test=data.test_texts)
     embed = Embedder(options)
@@ -171,7 +166,11 @@ def platt_scaling(cosines: np.ndarray, labels: np.ndarray, seed: int) -> tuple[f
 
 
 def run_similarity(data: BaselineData, options: BaselineOptions) -> BaselineResult:
-    """Zero-shot: cosine between each abstract and each label description; scaled on validation."""
+    """``zero_shot_similarity``: no training; the cosine between each abstract and each label description.
+
+    Single-label: argmax, probabilities ``softmax(cos / T)`` with one temperature fitted on validation
+    (``chosen``: ``temperature``). Multi-label: per label ``sigmoid(a * cos + b)`` (Platt scaling fitted
+    on validation; ``chosen``: ``platt_a``, ``platt_b``), then per-label thresholds tuned on validation."""
     check_splits(validation=data.val_texts, test=data.test_texts)
     if len(data.descriptions) != len(data.label_names):
         raise MedtextError(f"{len(data.descriptions)} label descriptions for {len(data.label_names)} labels")

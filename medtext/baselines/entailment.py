@@ -1,13 +1,5 @@
 """``zero_shot_entailment``: zero-shot classification with an NLI model, as the transformers
-zero-shot-classification pipeline does it. Each (abstract, label) pair is one NLI example: premise the
-abstract (truncated, ``only_first``), hypothesis ``hypothesis_template.format(label name or description)``.
-
-- single-label: softmax over the labels of the entailment logits (no validation pass);
-- multi-label: per label, softmax over [contradiction, entailment] (sigmoid of the entailment logit if
-  the model has no contradiction class), then per-label thresholds tuned on validation.
-
-``chosen``: the model's ``entailment_class`` and ``contradiction_class``, the ``hypotheses`` and, multi-label,
-``val/tuned_micro_f1``.
+zero-shot-classification pipeline does it: each (abstract, label) pair is one NLI example.
 """
 
 from __future__ import annotations
@@ -93,7 +85,8 @@ def check_hypothesis_lengths(tokenizer, hypothesis_list: Sequence[str], max_leng
 def pair_logits(tokenizer, model, abstracts: Sequence[str], hypothesis_list: Sequence[str],
                 options: BaselineOptions) -> torch.Tensor:
     """NLI logits ``(abstracts, labels, classes)`` of every (abstract, hypothesis) pair, in batches of
-    ``batch_size`` pairs, longest abstracts first (similar lengths share a batch: little padding)."""
+    ``batch_size`` pairs, longest abstracts first (similar lengths share a batch: little padding).
+    The premise is the abstract (truncated, ``only_first``), the hypothesis the label's."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     order = sorted(range(len(abstracts)), key=lambda i: len(abstracts[i]), reverse=True)
@@ -109,7 +102,9 @@ def pair_logits(tokenizer, model, abstracts: Sequence[str], hypothesis_list: Seq
 
 def label_probabilities(logits: torch.Tensor, entailment: int, contradiction: Optional[int],
                         multi_label: bool) -> torch.Tensor:
-    """``(abstracts, labels)`` probabilities from the pair logits (see the module docstring)."""
+    """``(abstracts, labels)`` probabilities from the pair logits. Single-label: softmax over the labels
+    of the entailment logits. Multi-label: per label, softmax over [contradiction, entailment] (sigmoid
+    of the entailment logit if the model has no contradiction class)."""
     if not multi_label:
         return logits[..., entailment].softmax(-1)
     if contradiction is None:
@@ -118,7 +113,9 @@ def label_probabilities(logits: torch.Tensor, entailment: int, contradiction: Op
 
 
 def run(data: BaselineData, options: BaselineOptions) -> BaselineResult:
-    """Zero-shot NLI probabilities for the test abstracts (multi-label: thresholds from validation)."""
+    """Zero-shot NLI probabilities for the test abstracts (single-label: no validation pass; multi-label:
+    per-label thresholds tuned on validation). ``chosen``: the model's ``entailment_class`` and
+    ``contradiction_class``, the ``hypotheses`` and, multi-label, ``val/tuned_micro_f1``."""
     check_splits(test=data.test_texts, **({"validation": data.val_texts} if data.multi_label else {}))
     if options.batch_size < 1:
         raise MedtextError(f"baseline.batch_size must be >= 1, not {options.batch_size}")

@@ -1,10 +1,4 @@
-"""``tfidf``: word 1-2-gram TF-IDF features and class-balanced logistic regression, C chosen on validation.
-
-The vectorizer is fitted on the training texts only (sublinear term frequency, n-grams in at least
-``MIN_DOCUMENTS`` training abstracts); multi-label is one-vs-rest. ``chosen``: ``C``, the validation
-score it gave (``val/macro_f1`` or ``val/tuned_micro_f1``), ``grid`` (every C's score) and the
-``vocabulary`` size.
-"""
+"""``tfidf``: word 1-2-gram TF-IDF features and class-balanced logistic regression, C chosen on validation."""
 
 from __future__ import annotations
 
@@ -19,6 +13,7 @@ MIN_DOCUMENTS = 2  # an n-gram seen in a single training abstract says little an
 
 
 def vectorizer(min_df: int = MIN_DOCUMENTS):
+    """Sublinear term frequency, n-grams in at least ``min_df`` abstracts; fitted on the training texts only."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df, strip_accents="unicode",
@@ -26,7 +21,9 @@ def vectorizer(min_df: int = MIN_DOCUMENTS):
 
 
 def run(data: BaselineData, options: BaselineOptions) -> BaselineResult:
-    """Test probabilities of the logistic regression whose C scores best on validation."""
+    """Test probabilities of the logistic regression whose C scores best on validation (multi-label:
+    one-vs-rest). ``chosen``: ``C``, the validation score it gave (``val/macro_f1`` or
+    ``val/tuned_micro_f1``), ``grid`` (every C's score) and the ``vocabulary`` size."""
     check_c_grid(options.c_grid)
     check_splits(train=data.train_texts, validation=data.val_texts, test=data.test_texts)
     features = vectorizer()
