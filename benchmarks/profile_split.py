@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from flops import bf16_matmul_is_native, matmul_peak  # noqa: E402
 from medtext import TextClassifier  # noqa: E402
-from medtext.encoders import load_tokenizer, resolve_encoder_path  # noqa: E402
+from medtext.core.encoders import load_tokenizer, resolve_encoder_path  # noqa: E402
 from medtext.heads import MLPHead  # noqa: E402
 
 FAMILIES = {  # op-name fragments -> family; the first match wins

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medtext import TextClassifier  # noqa: E402
-from medtext.checkpoint import import_class, read_checkpoint  # noqa: E402
-from medtext.ensemble import attach_ensemble, check_members  # noqa: E402
+from medtext.runtime.checkpoint import import_class, read_checkpoint  # noqa: E402
+from medtext.runtime.ensemble import attach_ensemble, check_members  # noqa: E402
 
 
 def fit(args, seed: int, name: str) -> Path:

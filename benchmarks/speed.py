@@ -52,8 +52,8 @@ from flops import bf16_matmul_is_native, matmul_peak, training_flops_per_abstrac
 from speed_onnx import ONNX_PATHS, export_onnx, holdout_check, limited_copy, onnx_predict_command  # noqa: E402
 from speed_report import ABLATION, print_tables, summarise  # noqa: E402
 from data_modules.sampling import stratified_split  # noqa: E402
-from medtext.encoders import resolve_encoder_path  # noqa: E402
-from medtext.hf_export import export_checkpoint  # noqa: E402
+from medtext.core.encoders import resolve_encoder_path  # noqa: E402
+from medtext.deploy.hf_export import export_checkpoint  # noqa: E402
 
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT, LABEL = "medical_abstract", "condition_label"

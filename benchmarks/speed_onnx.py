@@ -3,8 +3,8 @@ the ``predict --model_dir`` command of each ONNX path, and the label check on th
 
 The held-out check (``holdout_check``) runs, on every abstract of the Medical Abstracts held-out file
 (``benchmarks/holdout.py``), PyTorch in fp32 against the ONNX fp32 graph
-(``medtext.export_check.compare_on_file``: same token ids, max |logit diff|, label agreement, macro-F1
-of both), and the int8 graph against the fp32 graph (``medtext.onnx_predict.ExportedModel``: label
+(``medtext.deploy.export_check.compare_on_file``: same token ids, max |logit diff|, label agreement, macro-F1
+of both), and the int8 graph against the fp32 graph (``medtext.deploy.onnx_predict.ExportedModel``: label
 agreement, macro-F1 difference), as the targets of issue 17 state them.
 """
 
@@ -54,8 +54,8 @@ def holdout_check(checkpoint: str, model_dir: Path, data_file: Path, batch_size:
     """PyTorch fp32 vs ONNX fp32 and ONNX int8 vs ONNX fp32 on every abstract of ``data_file``."""
     import torch
     from data_modules.readers import read_table, read_texts
-    from medtext.export_check import compare_on_file, macro_f1, single_label_truth
-    from medtext.onnx_predict import ExportedModel
+    from medtext.deploy.export_check import compare_on_file, macro_f1, single_label_truth
+    from medtext.deploy.onnx_predict import ExportedModel
 
     torch.set_num_threads(threads)
     torch_vs_fp32 = compare_on_file(checkpoint, model_dir, data_file, int8=False, batch_size=batch_size)

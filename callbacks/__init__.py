@@ -1,12 +1,12 @@
 """Lightning callbacks of medtext: reports, per-epoch metric tables and prediction files.
 
-Each class is imported on first use (``medtext/lazy_exports.py``): ONNX Runtime's predict writes its
+Each class is imported on first use (``medtext/core/lazy_exports.py``): ONNX Runtime's predict writes its
 file with ``callbacks.report_files`` without importing Lightning.
 """
 
 from typing import TYPE_CHECKING
 
-from medtext.lazy_exports import lazy_exports
+from medtext.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .checkpoints import BestCheckpoint, SelectionEarlyStopping

@@ -12,8 +12,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 from rich.console import Console
 from rich.table import Table
 
-from medtext.metrics import flatten, per_class_table
-from medtext.wandb_runs import file_loggers, logger_dir, wandb_logger, wandb_run_dir
+from medtext.core.metrics import flatten, per_class_table
+from medtext.core.trainer_loggers import file_loggers, logger_dir, wandb_logger, wandb_run_dir
 
 from .report_files import (plot_confusion_png, plot_label_confusion_png, plot_reliability_png, write_confusion_csv,
                            write_label_confusion_csv, write_metrics_json, write_predictions_csv, write_rows_csv)

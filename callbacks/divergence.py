@@ -6,11 +6,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from medtext.divergence import NonFiniteError, lower_rates_hint
+from medtext.core.divergence import NonFiniteError, lower_rates_hint
 
 
 class StopOnDivergence(pl.Callback):
-    """Raises :class:`medtext.divergence.NonFiniteError` when the training loss is NaN or infinite: one
+    """Raises :class:`medtext.core.divergence.NonFiniteError` when the training loss is NaN or infinite: one
     line naming the step and the learning rates to lower (``python -m medtext`` exits with status 2)."""
 
     def __init__(self):
@@ -34,7 +34,7 @@ class StopOnDivergence(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """No ``save_on_exception`` of non-finite weights; ``TextClassifier.on_save_checkpoint`` refuses
-        any other save of them (``medtext/divergence.py``)."""
+        any other save of them (``medtext/core/divergence.py``)."""
         if isinstance(exception, NonFiniteError):  # the weights are not finite: no checkpoint of them
             for callback in trainer.checkpoint_callbacks:
                 if isinstance(callback, ModelCheckpoint):

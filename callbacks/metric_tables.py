@@ -13,8 +13,8 @@ from typing import Sequence
 import pytorch_lightning as pl
 import torch
 
-from medtext.metrics import per_class_table
-from medtext.wandb_runs import file_loggers, logger_dir, wandb_logger
+from medtext.core.metrics import per_class_table
+from medtext.core.trainer_loggers import file_loggers, logger_dir, wandb_logger
 
 from .report_files import (plot_confusion_png, plot_label_confusion_png, plot_reliability_png, write_confusion_csv,
                            write_label_confusion_csv, write_rows_csv)
@@ -72,7 +72,7 @@ def log_to_wandb(logger, trainer: pl.Trainer, stage: str, results: dict, names: 
             png = Path(tmp) / "confusion.png"
             plot_label_confusion_png(png, matrix, names, f"confusion per label, {title}")
             payload[f"{stage}/confusion_matrix"] = wandb.Image(str(png))
-        if "reliability" in results:  # test: medtext/calibration.py
+        if "reliability" in results:  # test: medtext/model/calibration.py
             png = Path(tmp) / "reliability.png"
             plot_reliability_png(png, results["reliability"], (float(results["ece_uncalibrated"]),
                                                                float(results["ece"])), f"reliability, {title}")

@@ -1,7 +1,7 @@
 """Write a classification report: metrics JSON, per-class CSV, confusion matrix as CSV and PNG, the
 reliability diagram (calibration) as PNG, and the per-abstract predictions CSV (``predict``'s, and
 ``test``'s with the true labels). Cells a spreadsheet would run as formulas are written as text
-(``medtext/spreadsheet_cells.py``)."""
+(``medtext/core/spreadsheet_cells.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Sequence
 
 import torch
 
-from medtext.atomic_files import atomic_open, atomic_write_text
-from medtext.metrics import metric_label
-from medtext.spreadsheet_cells import safe_row
+from medtext.core.atomic_files import atomic_open, atomic_write_text
+from medtext.core.metrics import metric_label
+from medtext.core.spreadsheet_cells import safe_row
 
 
 def write_metrics_json(path: Path, metrics: dict[str, float]) -> None:
@@ -136,7 +136,7 @@ def plot_confusion_png(path: Path, matrix: torch.Tensor, label_names: Sequence[s
 def plot_reliability_png(path: Path, reliability: torch.Tensor, ece: Sequence[float], title: str) -> None:
     """Reliability diagram, uncalibrated and calibrated side by side: per confidence bin, the observed
     frequency (accuracy; multi-label: share of positive label decisions) against the mean confidence.
-    ``reliability``: (2, 3, bins) from :class:`medtext.calibration.CalibrationMetrics`."""
+    ``reliability``: (2, 3, bins) from :class:`medtext.model.calibration.CalibrationMetrics`."""
     import matplotlib
 
     matplotlib.use("Agg")

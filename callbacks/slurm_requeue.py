@@ -15,11 +15,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
 
-from medtext.errors import Requeued
-from medtext.requeue_files import saved_step
-from medtext.slurm import (job_folder, delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint, requeue,
-                           slurm_job_key)
-from medtext.wandb_runs import mark_sweep_trial_preempting
+from medtext.core.errors import Requeued
+from medtext.core.requeue_files import saved_step
+from medtext.core.slurm_jobs import job_folder, requeue, slurm_job_key
+from medtext.core.requeue_files import delete_requeue_checkpoints, newest_last, newest_state, next_hpc_checkpoint
+from medtext.core.trainer_loggers import mark_sweep_trial_preempting
 
 
 class SlurmRequeue(pl.Callback):
@@ -29,8 +29,8 @@ class SlurmRequeue(pl.Callback):
     Lightning's own handler saves inside the signal handler, on every rank at once, which can hang
     under DDP. Here the handler only raises a flag; the ranks agree whether any of them got it (one
     tiny all-reduce) at each safe point. If so, all of them save the full training state to
-    ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's folder, see ``medtext.slurm``), rank zero runs
-    ``scontrol requeue``, and every rank raises :class:`medtext.errors.Requeued` (a requeue, not an
+    ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` (the job's folder, see ``medtext.runtime.slurm``), rank zero runs
+    ``scontrol requeue``, and every rank raises :class:`medtext.core.errors.Requeued` (a requeue, not an
     error, for the CLI). The requeued job runs the same command and resumes from that file.
 
     Args:
@@ -100,7 +100,7 @@ class SlurmRequeue(pl.Callback):
         if self._key is None or not trainer.is_global_zero or trainer.interrupted:
             return
         if folder.name != job_folder(self._key, os.environ):
-            return  # only the folder medtext.slurm chose for this job, never another job's
+            return  # only the folder medtext.runtime.slurm chose for this job, never another job's
         last = _run_last(trainer)
         deleted, kept = delete_requeue_checkpoints(folder, last) if last is not None else ([], [])
         if kept:

@@ -1,12 +1,12 @@
 """LightningDataModules for abstract classification, chosen in YAML by ``class_path``.
 
-Each class is imported on first use (``medtext/lazy_exports.py``): reading files and tokenizing
+Each class is imported on first use (``medtext/core/lazy_exports.py``): reading files and tokenizing
 (``data_modules.readers``, ``data_modules.token_cache``) does not import Lightning.
 """
 
 from typing import TYPE_CHECKING
 
-from medtext.lazy_exports import lazy_exports
+from medtext.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .abstracts import AbstractsDataModule

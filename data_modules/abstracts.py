@@ -12,8 +12,8 @@ from typing import Optional
 
 from pytorch_lightning.utilities import rank_zero_info
 
-from medtext.encoders import load_tokenizer
-from medtext.errors import DataError
+from medtext.core.encoders import load_tokenizer
+from medtext.core.errors import DataError
 
 from .data_check import drop_leaked_rows
 from .dataset import EncodedAbstracts

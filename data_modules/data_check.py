@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 from .readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split

@@ -13,8 +13,8 @@ from typing import Optional
 
 from filelock import FileLock
 
-from medtext.errors import DataError
-from medtext.atomic_files import atomic_open
+from medtext.core.errors import DataError
+from medtext.core.atomic_files import atomic_open
 
 
 def sha256_of(path: Path) -> str:

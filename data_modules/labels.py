@@ -13,7 +13,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 from .readers import load_label_map, load_label_texts, read_table, require_column, split_name_description
 

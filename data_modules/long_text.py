@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 LongText = Literal["truncate", "windows"]
 LONG_TEXTS = ("truncate", "windows")

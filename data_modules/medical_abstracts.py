@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 from .abstracts import AbstractsDataModule
 from .token_cache import default_cache_dir

@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 import numpy as np
 from torch.utils.data import DistributedSampler
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from pytorch_lightning.utilities import rank_zero_info
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 from .readers import read_table, require_column
 
@@ -48,7 +48,7 @@ def teacher_probabilities(path: str | Path, label_names: Sequence[str], row_ids:
     Its first column must be the training file's row ids in order (the file ``predict`` wrote for it),
     and it needs a ``prob_<class>`` column per class, matched by class name (any column order).
     """
-    from medtext.metrics import metric_label
+    from medtext.core.metrics import metric_label
 
     frame = read_table(path, "csv")
     if len(frame) != len(row_ids):

@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Optional
 
-from medtext.atomic_files import atomic_write_text
+from medtext.core.atomic_files import atomic_write_text
 
 from .abstracts import AbstractsDataModule
 

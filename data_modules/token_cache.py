@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal, Optional, Sequence
 import numpy as np
 from filelock import FileLock
 
-from medtext.atomic_files import atomic_open
-from medtext.errors import DataError
+from medtext.core.atomic_files import atomic_open
+from medtext.core.errors import DataError
 
 from .long_text import window_ids
 

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 from .long_text import LongText, Windows, check_long_text, resolve_windows
 from .token_cache import TokenizedTexts, Truncation, check_truncation, encode, token_budget
@@ -108,8 +108,8 @@ class TokenizationSpec:
 def encoder_positions_of(encoder_name: str) -> Optional[int]:
     """:func:`encoder_positions` of the encoder ``encoder_name``; ``None`` when its config cannot be read
     (a tokenizer-only name): ``max_length`` is then taken as given."""
-    from medtext.encoders import load_encoder_config
-    from medtext.errors import EncoderLoadError
+    from medtext.core.encoders import load_encoder_config
+    from medtext.core.errors import EncoderLoadError
 
     try:
         return encoder_positions(load_encoder_config(encoder_name))

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from pytorch_lightning.utilities import rank_zero_info
 
-from medtext.encoders import load_tokenizer
-from medtext.errors import DataError
+from medtext.core.encoders import load_tokenizer
+from medtext.core.errors import DataError
 
 from .abstracts import AbstractsDataModule
 from .dataset import EncodedAbstracts

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medtext.cli import build_cli
+from medtext.commands.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

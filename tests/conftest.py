@@ -34,7 +34,7 @@ def write(path: Path, text: str | bytes) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer(tiny_encoder):
     """The tiny encoder's fast tokenizer."""
-    from medtext.encoders import load_tokenizer
+    from medtext.core.encoders import load_tokenizer
 
     return load_tokenizer(tiny_encoder)
 

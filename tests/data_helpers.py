@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from data_modules import AbstractsDataModule
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 GOOD = "text,label\nFever and cough.,x\nChest pain at rest.,y\nHeadache and nausea.,x\nItchy rash.,y\n"
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch.profiler import profile
 
-from medtext import TextClassifier, encoders
-from medtext.errors import EncoderLoadError
+from medtext import TextClassifier
+from medtext.core import encoders
+from medtext.core.errors import EncoderLoadError
 from medtext.heads import MLPHead
 
 LABELS = ["a", "b", "c"]

@@ -15,7 +15,7 @@ import pytest
 from conftest import write
 from data_helpers import GOOD, check_message, module
 from medtext.commands import main
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import write
 from data_helpers import GOOD, check_message, module
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 
 # ------------------------------------------------------------------------------------------ missing things

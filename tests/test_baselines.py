@@ -13,8 +13,8 @@ from transformers import BertConfig, BertForSequenceClassification
 from data_modules.synthetic import CONDITIONS, GENERIC
 from medtext.baselines import METHODS, BaselineData, BaselineOptions, embeddings, method_function
 from medtext.baselines.selection import validation_score
-from medtext.encoders import load_tokenizer
-from medtext.errors import MedtextError
+from medtext.core.encoders import load_tokenizer
+from medtext.core.errors import MedtextError
 
 LABELS = list(CONDITIONS)[:3]
 

@@ -15,14 +15,14 @@ from torchmetrics.functional.classification import (
     multiclass_calibration_error,
 )
 
-from medtext.calibration import (
+from medtext.model.calibration import (
     CalibrationMetrics,
     TemperatureScaling,
     calibrated_thresholds,
     fit_temperature,
 )
-from medtext.checkpoint import read_checkpoint
-from medtext.metrics import metric_label
+from medtext.runtime.checkpoint import read_checkpoint
+from medtext.core.metrics import metric_label
 
 SYNTHETIC = {"num_train": 60, "num_val": 40, "num_test": 30}
 CALIBRATION_KEYS = {"test/ece", "test/ece_uncalibrated", "test/brier", "test/brier_uncalibrated"}

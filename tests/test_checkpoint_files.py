@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cli_helpers import run, shipped_checkpoints, tiny_config
-from medtext.checkpoint import StreamingCheckpointIO
+from medtext.runtime.checkpoint import StreamingCheckpointIO
 
 SYNTHETIC = {"num_train": 48, "num_val": 16, "num_test": 12}  # batch size 8: 6 steps per epoch
 DEMO = "data_modules.SyntheticAbstractsDataModule"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from medtext.checkpoint import StreamingCheckpointIO
+from medtext.runtime.checkpoint import StreamingCheckpointIO
 
 
 def test_checkpoint_round_trip_leaves_no_temporary_files(tmp_path):
@@ -51,8 +51,8 @@ def test_missing_checkpoint_is_named(tmp_path):
 
 
 def test_import_class_names_the_class_path_that_does_not_import():
-    from medtext.checkpoint import import_class
-    from medtext.errors import MedtextError
+    from medtext.runtime.checkpoint import import_class
+    from medtext.core.errors import MedtextError
 
     assert import_class("MLPHead", default_module="medtext.heads").__name__ == "MLPHead"
     assert import_class("torch.nn.Linear") is torch.nn.Linear

@@ -146,7 +146,7 @@ def test_config_free_predict_reads_the_checkpoint_settings_once(demo_checkpoint,
     """One memory-mapped read of the settings and one of the weights; never a full load to read them."""
     import torch
 
-    from medtext.checkpoint import _read_checkpoint
+    from medtext.runtime.checkpoint import _read_checkpoint
 
     checkpoint, test_file = demo_checkpoint
     _read_checkpoint.cache_clear()
@@ -160,9 +160,9 @@ def test_config_free_predict_reads_the_checkpoint_settings_once(demo_checkpoint,
     monkeypatch.setattr(torch, "load", counting_load)
     predict(checkpoint, tmp_path, "once", "--data.predict_file", str(test_file))
     assert loads == [True, True], (
-        f"checkpoint loads (memory-mapped?): {loads}; medtext reads the settings once (medtext/checkpoint.py) and "
+        f"checkpoint loads (memory-mapped?): {loads}; medtext reads the settings once (medtext/runtime/checkpoint.py) and "
         "Lightning restores the weights; another load means LightningCLI reads hyperparameters again in a hook "
-        "that medtext/cli.py no longer overrides (MedtextCLI._parse_ckpt_path)")
+        "that medtext/commands/cli.py no longer overrides (MedtextCLI._parse_ckpt_path)")
 
 
 def test_options_and_configs_override_the_checkpoints_defaults(demo_checkpoint, tmp_path):
@@ -179,7 +179,7 @@ def test_options_and_configs_override_the_checkpoints_defaults(demo_checkpoint, 
 def test_a_checkpoint_with_the_earlier_data_key_still_predicts(demo_checkpoint, tmp_path):
     import torch
 
-    from medtext.checkpoint import class_config
+    from medtext.runtime.checkpoint import class_config
 
     checkpoint, test_file = demo_checkpoint
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -1,4 +1,4 @@
-"""A checkpoint's class paths are checked before anything imports them (medtext/class_paths.py).
+"""A checkpoint's class paths are checked before anything imports them (medtext/runtime/class_paths.py).
 
 A tampered checkpoint naming a module beside it (importable, as under ``python -m``) stops every
 command that reads checkpoints with one line, exit 2, the module never imported; a class the user
@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from cli_helpers import in_folder, run, tiny_config
-from medtext.class_paths import check_class_paths, is_trusted, trust_command_line
+from medtext.runtime.class_paths import check_class_paths, is_trusted, trust_command_line
 from medtext.commands import main
 
 SYNTHETIC = {"num_train": 24, "num_val": 8, "num_test": 8}

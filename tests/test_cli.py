@@ -10,10 +10,10 @@ import torch
 
 from cli_helpers import in_folder, run, tiny_config
 from medtext import TextClassifier
-from medtext.checkpoint import StreamingCheckpointIO
+from medtext.runtime.checkpoint import StreamingCheckpointIO
 from medtext.commands import main
-from medtext.errors import DataError
-from medtext.metrics import metric_label
+from medtext.core.errors import DataError
+from medtext.core.metrics import metric_label
 
 SYNTHETIC = {"num_train": 80, "num_val": 30, "num_test": 25}
 
@@ -96,7 +96,7 @@ def test_checkpoint_holds_labels_and_reloads_to_same_predictions(fitted, tmp_pat
     reloaded.eval()
     fitted.model.eval()
     with torch.no_grad():
-        # predict writes the calibrated probabilities (the checkpoint's temperature: medtext/calibration.py)
+        # predict writes the calibrated probabilities (the checkpoint's temperature: medtext/model/calibration.py)
         expected = reloaded.calibrator(reloaded(batch["input_ids"], batch["attention_mask"])).softmax(-1)
     first = {int(r["row"]) - 1: r for r in rows}
     for i, index in enumerate(batch["index"].tolist()):

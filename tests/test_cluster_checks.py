@@ -9,7 +9,7 @@ import warnings
 import pytest
 from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
-from medtext.launch_checks import requested_devices, slurm_launch_problem, torchrun_launched
+from medtext.runtime.launch_checks import requested_devices, slurm_launch_problem, torchrun_launched
 
 # sbatch --nodes=2 --ntasks-per-node=4: the batch script's environment (no SLURM_STEP_ID, but PROCID 0)
 BATCH = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NNODES": "2", "SLURM_NTASKS": "8",
@@ -133,7 +133,7 @@ def test_the_trainer_takes_torchruns_ranks_inside_slurm(torchrun, environment, t
     (a SLURMEnvironment would refuse devices=2 for --ntasks-per-node=1); without torchrun, SLURM's one
     task, and medtext's SLURMEnvironment without Lightning's requeue handler (callbacks.SlurmRequeue)."""
     from cli_helpers import tiny_config
-    from medtext.cli import build_cli
+    from medtext.commands.cli import build_cli
 
     for key in [k for k in os.environ if k.startswith("SLURM_") or k in TORCHRUN]:
         monkeypatch.delenv(key)

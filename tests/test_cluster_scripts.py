@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from medtext.launch_checks import requested_devices
+from medtext.runtime.launch_checks import requested_devices
 
 FIT_SBATCH = ROOT / "scripts" / "slurm" / "fit.sbatch"
 TORCHRUN_FIT = ROOT / "scripts" / "torchrun_fit.sh"
@@ -54,7 +54,7 @@ def checkout(tmp_path) -> Path:
     """A fake repository: the files fit.sbatch looks for, the torchrun script, a .venv with the stubs
     (its activate refers to an unset variable, as some do), and srun/nvidia-smi in a system folder."""
     repo = tmp_path / "medtext"
-    for path in ("medtext/cli.py", "configs/trainer/multinode.yaml"):
+    for path in ("medtext/commands/cli.py", "configs/trainer/multinode.yaml"):
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, repo / path)
     (repo / "scripts").mkdir()

@@ -11,7 +11,7 @@ from torchmetrics.functional.classification import (multiclass_accuracy, multicl
                                                     multilabel_f1_score)
 
 from medtext.commands import main
-from medtext.compare import align, compare, read_run
+from medtext.commands.compare import align, compare, read_run
 
 NAMES = ["neoplasms", "digestive system diseases", "nervous system diseases"]
 

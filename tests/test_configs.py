@@ -13,9 +13,9 @@ import yaml
 
 from cli_helpers import run
 from conftest import ROOT, SHARED_DATA
-from medtext import split_packages
+from medtext.core import split_packages
 from medtext.commands import main
-from medtext.tasks import MultiLabelTask, SingleLabelTask
+from medtext.model.tasks import MultiLabelTask, SingleLabelTask
 from sweep_helpers import write_hoc, write_medical_abstracts
 
 ADD_ONS = ("logger", "trainer")  # partial configs layered on a task config with a second --config

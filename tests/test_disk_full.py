@@ -38,7 +38,7 @@ def test_predict_on_a_full_disk_is_one_line(fitted, tmp_path, monkeypatch, capsy
 
 
 def test_a_checkpoint_save_on_a_full_disk_is_one_line(fitted, tmp_path, monkeypatch, capsys):
-    import medtext.checkpoint
+    import medtext.runtime.checkpoint
 
     _, _, config = fitted
     usage = namedtuple("usage", "total used free")
@@ -46,8 +46,8 @@ def test_a_checkpoint_save_on_a_full_disk_is_one_line(fitted, tmp_path, monkeypa
     def torch_save_on_a_full_disk(*args, **kwargs):  # what torch's zip writer raises then (no errno)
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
 
-    monkeypatch.setattr(medtext.checkpoint.torch, "save", torch_save_on_a_full_disk)
-    monkeypatch.setattr(medtext.checkpoint.shutil, "disk_usage", lambda path: usage(100, 100, 0))
+    monkeypatch.setattr(medtext.runtime.checkpoint.torch, "save", torch_save_on_a_full_disk)
+    monkeypatch.setattr(medtext.runtime.checkpoint.shutil, "disk_usage", lambda path: usage(100, 100, 0))
     assert main(["fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
                  f"--trainer.default_root_dir={tmp_path}"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
@@ -56,14 +56,14 @@ def test_a_checkpoint_save_on_a_full_disk_is_one_line(fitted, tmp_path, monkeypa
 
 
 def test_another_save_failure_is_not_called_a_full_disk(fitted, tmp_path, monkeypatch):
-    import medtext.checkpoint
+    import medtext.runtime.checkpoint
 
     _, _, config = fitted
 
     def broken(*args, **kwargs):
         raise RuntimeError("some other failure")
 
-    monkeypatch.setattr(medtext.checkpoint.torch, "save", broken)
+    monkeypatch.setattr(medtext.runtime.checkpoint.torch, "save", broken)
     with pytest.raises(RuntimeError, match="some other failure"):
         main(["fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
               f"--trainer.default_root_dir={tmp_path}"])

@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import run, tiny_config
 from conftest import write
 from data_modules.soft_targets import mix_targets, teacher_probabilities
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 NAMES = ["neoplasms", "digestive system diseases", "cardiovascular diseases"]
 HEADER = "row,label,prob_cardiovascular_diseases,prob_neoplasms,prob_digestive_system_diseases\n"  # any order

@@ -1,6 +1,6 @@
 """A diverged run (learning rates far too high) stops ``fit`` with one line and keeps the checkpoints
 saved before; calibration never sees misaligned validation rows; validate, test and predict refuse
-non-finite weights or outputs instead of writing NaN probabilities (medtext/divergence.py)."""
+non-finite weights or outputs instead of writing NaN probabilities (medtext/core/divergence.py)."""
 
 import re
 from pathlib import Path
@@ -12,9 +12,9 @@ import torch
 
 from cli_helpers import in_folder, shipped_checkpoints, tiny_config
 from medtext import TextClassifier
-from medtext.calibration import fit_on_validation
+from medtext.model.calibration import fit_on_validation
 from medtext.commands import main
-from medtext.errors import MedtextError
+from medtext.core.errors import MedtextError
 
 SYNTHETIC = {"num_train": 48, "num_val": 16, "num_test": 8}  # 6 training steps per epoch
 LABELS = ["a", "b", "c"]

@@ -6,7 +6,7 @@ import pytest
 
 from data_modules import MedicalAbstractsDataModule
 from data_modules.download import fetch
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 
 def test_fetch_verifies_sha256(tmp_path):

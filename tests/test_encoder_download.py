@@ -17,9 +17,9 @@ from huggingface_hub import constants
 from huggingface_hub.utils import filter_repo_objects
 
 from medtext.commands import main
-from medtext.encoder_download import BIN_WEIGHTS, CONFIG_FILES, SAFETENSORS_WEIGHTS, TOKENIZER_FILES
-from medtext.encoders import load_encoder, load_encoder_config, load_tokenizer
-from medtext.errors import EncoderLoadError
+from medtext.commands.encoder_download import BIN_WEIGHTS, CONFIG_FILES, SAFETENSORS_WEIGHTS, TOKENIZER_FILES
+from medtext.core.encoders import load_encoder, load_encoder_config, load_tokenizer
+from medtext.core.errors import EncoderLoadError
 
 NAME = "medtext-tests/tiny-bert"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from medtext.encoders import load_encoder, load_tokenizer
-from medtext.errors import EncoderLoadError
+from medtext.core.encoders import load_encoder, load_tokenizer
+from medtext.core.errors import EncoderLoadError
 
 
 def remote_code(folder):

@@ -10,7 +10,7 @@ import torch
 
 from cli_helpers import in_folder, run, tiny_config
 from medtext.commands import main
-from medtext.metrics import metric_label
+from medtext.core.metrics import metric_label
 
 SYNTHETIC = {"num_train": 40, "num_val": 16, "num_test": 20}
 
@@ -129,7 +129,7 @@ def test_a_member_of_another_task_or_classes_is_one_line(seeds, tmp_path, capsys
 
 def test_members_stay_out_of_the_state_dict_and_of_autograd(seeds):
     from medtext import TextClassifier
-    from medtext.ensemble import EnsembleClassifier, attach_ensemble
+    from medtext.runtime.ensemble import EnsembleClassifier, attach_ensemble
 
     a, b, _ = seeds
     model = TextClassifier.load_from_checkpoint(a, map_location="cpu", weights_only=True).eval()

@@ -13,10 +13,10 @@ from test_multilabel import write_multilabel_csv
 
 from data_modules.synthetic import generate_abstracts
 from data_modules.token_cache import encode
-from medtext.classifier import TextClassifier
+from medtext.model.classifier import TextClassifier
 from medtext.commands import main
-from medtext.encoders import load_tokenizer
-from medtext.explain import tokenize
+from medtext.core.encoders import load_tokenizer
+from medtext.commands.explain import tokenize
 from medtext.heads import BiLSTMCrossAttentionHead
 
 TRICKY = "Tumour <b>markers</b> & CA72-4: \"gastric\" cancer; unknownword zzz."

@@ -1,4 +1,4 @@
-"""An ONNX export's ``medtext_export.json`` is checked at load (``medtext/export_schema.py``): each bad or
+"""An ONNX export's ``medtext_export.json`` is checked at load (``medtext/deploy/export_schema.py``): each bad or
 changed value is one line naming the file and the key; a graph symlinked from outside the folder is
 refused; an export written before ``settings_sha256`` loads with a warning. And ``medtext export`` works
 on a checkpoint moved away from its run folder and data (the check then runs on random token ids)."""
@@ -140,7 +140,7 @@ def test_onnx_predict_neutralises_formulas_unless_asked(copy, tmp_path):
 def test_onnx_predict_refuses_non_finite_outputs(copy, tmp_path, capsys, monkeypatch):
     import numpy as np
 
-    from medtext.onnx_predict import ExportedModel
+    from medtext.deploy.onnx_predict import ExportedModel
 
     monkeypatch.setattr(ExportedModel, "logits", lambda self, texts, batch_size=16: np.full((len(texts), 5), np.nan))
     assert predict(copy, "--predictions.output_file", "out.csv") == 2

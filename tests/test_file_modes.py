@@ -8,8 +8,8 @@ import stat
 import pytest
 import torch
 
-from medtext.checkpoint import StreamingCheckpointIO
-from medtext.atomic_files import atomic_open, atomic_write_text, current_umask
+from medtext.runtime.checkpoint import StreamingCheckpointIO
+from medtext.core.atomic_files import atomic_open, atomic_write_text, current_umask
 
 
 def mode(path) -> int:

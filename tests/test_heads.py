@@ -5,7 +5,7 @@ import torch
 
 from medtext.heads.bilstm_cross_attention import BiLSTMCrossAttentionHead
 from medtext.heads.label_attention import LabelAttentionHead
-from medtext.optim import parameter_groups, split_attention
+from medtext.model.optim import parameter_groups, split_attention
 
 H = 32
 

@@ -7,9 +7,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, pipeline
 
 from medtext import TextClassifier
-from medtext.errors import MedtextError
+from medtext.core.errors import MedtextError
 from medtext.heads import MLPHead
-from medtext.hf_export import to_sequence_classification
+from medtext.deploy.hf_export import to_sequence_classification
 
 LABELS = ["neoplasms", "digestive", "nervous"]
 

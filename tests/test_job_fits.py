@@ -1,6 +1,6 @@
 """Several fits in one SLURM job are kept apart, and a job SLURM restarted without a requeue
-checkpoint (SIGTERM, node failure, preemption) resumes its own fit's ``last.ckpt`` (medtext/job_fits.py,
-medtext/slurm.py). Simulated: ``SLURM_*`` variables, no scheduler."""
+checkpoint (SIGTERM, node failure, preemption) resumes its own fit's ``last.ckpt`` (medtext/runtime/job_fits.py,
+medtext/runtime/slurm.py). Simulated: ``SLURM_*`` variables, no scheduler."""
 
 import csv
 from pathlib import Path
@@ -10,8 +10,8 @@ import torch
 
 from cli_helpers import shipped_checkpoints, tiny_config
 from medtext.commands import main
-from medtext.job_fits import fit_fingerprint
-from medtext.slurm import prepare_slurm_fit
+from medtext.runtime.job_fits import fit_fingerprint
+from medtext.runtime.slurm import prepare_slurm_fit
 from test_resume_auto import state
 from test_resume_last import MODEL, OTHER_MODEL, csv_logger, make_run, namespace
 

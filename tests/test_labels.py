@@ -12,7 +12,7 @@ from conftest import SHARED_DATA, write
 from data_modules.labels import (check_label_names, encode_delimited, encode_labels, infer_label_map,
                                  warn_conflicting_duplicates, warn_empty_classes)
 from data_modules.readers import load_label_map
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 
 # ------------------------------------------------------------------------------------------ label maps

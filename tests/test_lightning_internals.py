@@ -137,14 +137,14 @@ def test_lightning_cli_still_has_the_checkpoint_hyperparameter_hook_medtext_turn
     from pytorch_lightning.cli import LightningCLI
 
     assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__), (
-        f"Lightning {pl.__version__}: LightningCLI no longer calls _parse_ckpt_path; medtext/cli.py overrides it "
-        "(the checkpoint's settings are parser defaults from medtext/checkpoint.py): find its successor and "
+        f"Lightning {pl.__version__}: LightningCLI no longer calls _parse_ckpt_path; medtext/commands/cli.py overrides it "
+        "(the checkpoint's settings are parser defaults from medtext/runtime/checkpoint.py): find its successor and "
         "override that, or the checkpoint is loaded twice and its hyperparameters override the user's options")
 
 
 def test_cli_instantiated_classes_record_their_class_path_in_hparams(tiny_encoder, tmp_path):
     from cli_helpers import tiny_config
-    from medtext.cli import build_cli
+    from medtext.commands.cli import build_cli
 
     config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {"num_train": 8, "num_val": 4, "num_test": 4},
                          "data_modules.SyntheticAbstractsDataModule")
@@ -153,19 +153,19 @@ def test_cli_instantiated_classes_record_their_class_path_in_hparams(tiny_encode
     found = {"model": cli.model.hparams.get("_class_path"), "data": cli.datamodule.hparams.get("_class_path")}
     assert found == {"model": "medtext.TextClassifier", "data": "data_modules.SyntheticAbstractsDataModule"}, (
         f"Lightning {pl.__version__}: LightningCLI no longer saves '_class_path' in hparams ({found}); "
-        "medtext/checkpoint.py (class_config) rebuilds the model and data of validate/test/predict from it")
+        "medtext/runtime/checkpoint.py (class_config) rebuilds the model and data of validate/test/predict from it")
 
 
 def test_ddp_strategies_that_find_unused_parameters_are_registered_and_readable():
     from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
 
-    from medtext.unused_parameters import FINDING_UNUSED
+    from medtext.model.unused_parameters import FINDING_UNUSED
 
     assert set(FINDING_UNUSED.values()) <= set(StrategyRegistry.available_strategies()), (
-        f"Lightning {pl.__version__}: medtext/unused_parameters.py chooses a DDP strategy that is not registered")
+        f"Lightning {pl.__version__}: medtext/model/unused_parameters.py chooses a DDP strategy that is not registered")
     strategy = DDPStrategy(find_unused_parameters=True)
     assert getattr(strategy, "_ddp_kwargs", None) == {"find_unused_parameters": True}, (
-        f"Lightning {pl.__version__}: DDPStrategy._ddp_kwargs changed; medtext/unused_parameters.py reads "
+        f"Lightning {pl.__version__}: DDPStrategy._ddp_kwargs changed; medtext/model/unused_parameters.py reads "
         "find_unused_parameters there to stop a freeze_encoder_epochs run whose strategy does not search")
 
 
@@ -179,7 +179,7 @@ def test_csv_logger_writes_the_header_from_metrics_keys(tmp_path):
     header = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     assert header.split(",")[0] == "kept/earlier" and "new/metric" in header, (
         f"Lightning {pl.__version__}: the CSV logger's writer no longer takes its header from metrics_keys "
-        f"({header!r}); medtext/resume.py (keep_csv_rows) relies on it to keep a resumed run's rows")
+        f"({header!r}); medtext/runtime/resume.py (keep_csv_rows) relies on it to keep a resumed run's rows")
 
 
 def test_save_config_callback_lets_a_subclass_save_elsewhere_by_its_public_attributes():
@@ -189,7 +189,7 @@ def test_save_config_callback_lets_a_subclass_save_elsewhere_by_its_public_attri
 
     source = inspect.getsource(SaveConfigCallback.setup)
     assert "if self.save_to_log_dir:" in source and "self.save_config(trainer, pl_module, stage)" in source, (
-        f"Lightning {pl.__version__}: SaveConfigCallback.setup changed; medtext/config_logging.py turns off "
+        f"Lightning {pl.__version__}: SaveConfigCallback.setup changed; medtext/runtime/config_logging.py turns off "
         "save_to_log_dir in setup and writes the W&B run's config.yaml in save_config")
 
 
@@ -200,7 +200,7 @@ def test_loggers_are_given_hyperparameters_through_the_instance_method():
 
     assert "logger.log_hyperparams(" in inspect.getsource(utilities._log_hyperparams), (
         f"Lightning {pl.__version__}: hyperparameters no longer reach loggers through logger.log_hyperparams; "
-        "medtext/config_logging.py overrides that method in ScrubbedWandbLogger to scrub secrets "
+        "medtext/runtime/config_logging.py overrides that method in ScrubbedWandbLogger to scrub secrets "
         "(tests/test_wandb.py checks that no secret reaches a W&B file)")
 
 
@@ -222,7 +222,7 @@ def test_weight_averaging_swaps_and_copies_through_the_methods_ema_weights_overr
 def test_lightning_cli_builds_its_subcommand_parsers_from_the_instance_subcommands_method(monkeypatch, capsys):
     from pytorch_lightning.cli import LightningCLI
 
-    from medtext.cli import build_cli
+    from medtext.commands.cli import build_cli
 
     built, original = [], LightningCLI._prepare_subcommand_parser
     def recording(self, klass, subcommand, **kwargs):
@@ -231,6 +231,6 @@ def test_lightning_cli_builds_its_subcommand_parsers_from_the_instance_subcomman
     monkeypatch.setattr(LightningCLI, "_prepare_subcommand_parser", recording)
     with pytest.raises(SystemExit):
         build_cli(["predict", "--print_config"])
-    assert built == ["predict"], ("medtext/cli.py MedtextCLI.subcommands: Lightning no longer builds its subcommand "
+    assert built == ["predict"], ("medtext/commands/cli.py MedtextCLI.subcommands: Lightning no longer builds its subcommand "
                                   f"parsers from self.subcommands() (it built {built}, not only the one asked for)")
     assert "predictions:" in capsys.readouterr().out

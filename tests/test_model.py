@@ -7,7 +7,7 @@ import torch
 
 from medtext import TextClassifier
 from medtext.heads import MLPHead
-from medtext.tasks import SingleLabelTask
+from medtext.model.tasks import SingleLabelTask
 
 LABELS = ["a", "b", "c"]
 
@@ -80,7 +80,7 @@ def test_optimizer_groups_use_encoder_and_head_learning_rates(model):
 def test_a_local_encoder_loads_without_a_progress_bar_and_leaves_bars_on(tiny_encoder, capfd):
     from transformers.utils import logging as hf_logging
 
-    from medtext.encoders import load_encoder
+    from medtext.core.encoders import load_encoder
 
     load_encoder(tiny_encoder)
     assert "Loading weights" not in capfd.readouterr().err

@@ -10,7 +10,7 @@ import torch
 
 from cli_helpers import run, tiny_config
 from data_modules.synthetic import generate_abstracts
-from medtext.tasks import tune_thresholds
+from medtext.model.tasks import tune_thresholds
 from torchmetrics.functional.classification import multilabel_f1_score
 
 

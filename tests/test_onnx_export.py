@@ -19,7 +19,7 @@ from cli_helpers import in_folder, run, tiny_config  # noqa: E402
 from data_helpers import spec  # noqa: E402
 from medtext import TextClassifier  # noqa: E402
 from medtext.commands import main  # noqa: E402
-from medtext.onnx_predict import ExportedModel  # noqa: E402
+from medtext.deploy.onnx_predict import ExportedModel  # noqa: E402
 
 HEADS = {
     "mlp": {"class_path": "medtext.heads.MLPHead", "init_args": {"pooling": "mean", "hidden_dims": [16]}},
@@ -120,7 +120,7 @@ def test_int8_graph_loads_and_predicts(exported, tmp_path):
 
 
 def test_compare_on_file_reports_agreement_and_macro_f1(exported):
-    from medtext.export_check import compare_on_file
+    from medtext.deploy.export_check import compare_on_file
 
     result = compare_on_file(exported["ckpt"], exported["dir"], exported["test_file"], int8=True)
     assert result["rows"] == DATA["num_test"] and 0 <= result["label_agreement"] <= 1
@@ -168,7 +168,7 @@ def test_the_graph_uses_onnxruntime_fused_attention(exported):
 
 
 def test_a_fused_graph_with_other_logits_is_not_kept(exported, tmp_path, caplog):
-    from medtext.onnx_export import INPUT_NAMES, example_inputs, fuse_for_onnxruntime
+    from medtext.deploy.onnx_export import INPUT_NAMES, example_inputs, fuse_for_onnxruntime
 
     plain = tmp_path / "model.onnx"
     plain.write_bytes((exported["dir"] / "model.onnx").read_bytes())

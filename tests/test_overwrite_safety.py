@@ -134,9 +134,9 @@ def test_hf_export_overwrite_replaces_an_earlier_export_and_refuses_other_files(
 
 
 def test_write_pretrained_overwrite_replaces_only_its_own_output(tiny_encoder, tmp_path):
-    from medtext.encoders import load_tokenizer
-    from medtext.output_folders import OutputFolderError
-    from medtext.pretrain import write_pretrained
+    from medtext.core.encoders import load_tokenizer
+    from medtext.deploy.output_folders import OutputFolderError
+    from medtext.commands.pretrain import write_pretrained
 
     model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                                        intermediate_size=8))
@@ -154,7 +154,7 @@ def test_write_pretrained_overwrite_replaces_only_its_own_output(tiny_encoder, t
 
 
 def test_a_file_added_while_the_new_folder_is_written_keeps_the_old_folder(tmp_path):
-    from medtext.output_folders import OutputFolderError, output_folder
+    from medtext.deploy.output_folders import OutputFolderError, output_folder
 
     out = tmp_path / "out"
     with output_folder(out, "a test") as tmp:

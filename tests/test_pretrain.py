@@ -16,9 +16,9 @@ from data_modules import MedicalAbstractsDataModule, UnlabeledTextDataModule
 from data_modules.synthetic import generate_abstracts
 from data_modules.unlabeled import MaskingCollator
 from medtext.commands import main
-from medtext.encoders import load_encoder, load_tokenizer
-from medtext.errors import DataError
-from medtext.pretrain import MaskedLMPretraining, load_masked_lm, write_pretrained
+from medtext.core.encoders import load_encoder, load_tokenizer
+from medtext.core.errors import DataError
+from medtext.commands.pretrain import MaskedLMPretraining, load_masked_lm, write_pretrained
 
 TRAINER = ["--trainer.accelerator=cpu", "--trainer.max_steps=3", "--trainer.val_check_interval=3",
            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import SHARED_DATA, write
 from data_modules.readers import detect_format, read_row_ids, read_table, read_texts, require_column
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 EXPECTED = pd.DataFrame({"text": ["Fever and cough.", "Chest pain, at rest.", "Headache"],
                          "label": ["1", "2", "10"]})

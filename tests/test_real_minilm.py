@@ -8,7 +8,7 @@ import torch
 from conftest import SHARED_DATA
 from data_modules import MedicalAbstractsDataModule
 from medtext import TextClassifier
-from medtext.encoders import resolve_encoder_path
+from medtext.core.encoders import resolve_encoder_path
 from medtext.heads import MLPHead
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

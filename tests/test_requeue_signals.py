@@ -20,7 +20,7 @@ from callbacks import SlurmRequeue
 from cli_helpers import tiny_config
 from conftest import ROOT
 from medtext.commands import main
-from medtext.errors import Requeued
+from medtext.core.errors import Requeued
 from slurm_stub import stub_scontrol
 
 JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "medtext", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",

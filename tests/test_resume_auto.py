@@ -12,9 +12,9 @@ from jsonargparse import Namespace
 
 from cli_helpers import run, tiny_config
 from medtext.commands import main
-from medtext.errors import MedtextError
-from medtext.resume import resolve_last
-from medtext.slurm import prepare_slurm_fit
+from medtext.core.errors import MedtextError
+from medtext.runtime.resume import resolve_last
+from medtext.runtime.slurm import prepare_slurm_fit
 from slurm_stub import stub_scontrol
 from test_resume_last import MODEL, OTHER_MODEL, csv_logger, make_run
 from test_resume_last import fit_config as last_config

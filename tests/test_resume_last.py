@@ -14,9 +14,9 @@ from jsonargparse import Namespace
 
 from cli_helpers import run, tiny_config
 from conftest import ROOT
-from medtext.errors import MedtextError
-from medtext.resume import resolve_last
-from medtext.wandb_runs import RUN_ID_KEY
+from medtext.core.errors import MedtextError
+from medtext.runtime.resume import resolve_last
+from medtext.runtime.wandb_runs import RUN_ID_KEY
 
 MODEL = {"class_path": "medtext.TextClassifier", "init_args": {"encoder_name": "tiny", "head_lr": 0.001}}
 DATA = {"class_path": "data_modules.AbstractsDataModule", "init_args": {"train_file": "train.csv", "batch_size": 8}}

@@ -15,18 +15,18 @@ import pytest
 
 from cli_helpers import run, tiny_config
 from conftest import ROOT
-from medtext.classifier import TextClassifier
+from medtext.model.classifier import TextClassifier
 from medtext.commands import main
-from medtext.errors import DataError, MedtextError
-from medtext.run_lock import LOCK_FILE, RunLock, RunLocks
+from medtext.core.errors import DataError, MedtextError
+from medtext.runtime.run_lock import LOCK_FILE, RunLock, RunLocks
 from test_wandb import WANDB_CONFIG, offline_wandb  # noqa: F401 - offline_wandb: a fixture
 
 SYNTHETIC = {"num_train": 24, "num_val": 10, "num_test": 5}
 RUN = Path("runs/tiny/version_0")  # tiny_config's CSV logger, with --trainer.logger.init_args.version=0
 HOST = socket.gethostname()
-HOLD = ("import sys; from medtext.run_lock import RunLock; RunLock(sys.argv[1]).acquire(); "
+HOLD = ("import sys; from medtext.runtime.run_lock import RunLock; RunLock(sys.argv[1]).acquire(); "
         "print('locked', flush=True); sys.stdin.read()")  # holds the lock until its stdin closes
-KILLED_WRITE = ("import os, signal, sys; from medtext.atomic_files import atomic_open; "
+KILLED_WRITE = ("import os, signal, sys; from medtext.core.atomic_files import atomic_open; "
                 "writing = atomic_open(sys.argv[1], 'wb'); writing.__enter__().write(b'partial'); "
                 "os.kill(os.getpid(), signal.SIGKILL)")
 
@@ -90,13 +90,13 @@ def test_a_stale_lock_is_taken_over_with_a_warning_and_released_after_fit(tiny_e
 
 @pytest.mark.parametrize("where", ["before_fit", "training_step"])
 def test_the_lock_is_released_after_a_failing_fit(tiny_encoder, tmp_path, monkeypatch, where):
-    import medtext.check
+    import medtext.runtime.data_report
 
     def fail(*args, **kwargs):
         assert (RUN / LOCK_FILE).is_file()  # held while the fit runs
         raise DataError("this fit fails")
 
-    monkeypatch.setattr(*((medtext.check, "check_before_fit", fail) if where == "before_fit"
+    monkeypatch.setattr(*((medtext.runtime.data_report, "check_before_fit", fail) if where == "before_fit"
                           else (TextClassifier, "training_step", fail)))
     with pytest.raises(MedtextError, match="this fit fails"):
         run(*fit_args(tmp_path, tiny_encoder))

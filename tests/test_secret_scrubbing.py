@@ -11,7 +11,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from cli_helpers import tiny_config
 from medtext.commands import main
-from medtext.config_logging import REDACTED, environment_secrets, scrub, scrub_argv, start_wandb_run
+from medtext.runtime.config_logging import REDACTED, environment_secrets, scrub, scrub_argv, start_wandb_run
 from test_wandb import SECRET, WANDB_CONFIG, offline_runs, offline_wandb  # noqa: F401 - offline_wandb: a fixture
 
 SHORT = "pw-9f3k2x"  # 9 characters, in an environment variable named like a secret
@@ -54,7 +54,7 @@ def test_short_secrets_inside_longer_values_are_scrubbed():
 
 
 def test_wandb_records_sys_argv_as_the_run_args(monkeypatch):
-    """The W&B internal that start_wandb_run relies on (medtext/config_logging.py): the run's ``args`` are
+    """The W&B internal that start_wandb_run relies on (medtext/runtime/config_logging.py): the run's ``args`` are
     ``sys.argv[1:]`` read when the run starts, and no setting replaces them."""
     import wandb
 

@@ -18,7 +18,7 @@ import yaml
 
 from cli_helpers import tiny_config
 from conftest import ROOT
-from medtext.slurm import slurm_job_key
+from medtext.core.slurm_jobs import slurm_job_key
 from slurm_stub import stub_scontrol
 
 DATA = {"num_train": 48, "num_val": 12, "num_test": 8, "batch_size": 4}  # 6 steps per epoch on each of 2 ranks
@@ -141,7 +141,7 @@ def fit_config(tmp_path, ckpt_path=None, version=None):
 
 
 def test_requeue_checkpoint_wins_and_keeps_its_run_folder(tmp_path):
-    from medtext.slurm import prepare_slurm_fit
+    from medtext.runtime.slurm import prepare_slurm_fit
 
     job = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "medtext"}
     fresh = fit_config(tmp_path)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from medtext import encoders, split_packages
-from medtext.archive_files import check_safetensors
-from medtext.errors import EncoderLoadError
-from medtext.split_packages import MANIFEST, MPNET, SplitEncoder, find_part, materialize
+from medtext.core import encoders, split_packages
+from medtext.core.archive_files import check_safetensors
+from medtext.core.errors import EncoderLoadError
+from medtext.core.split_packages import MANIFEST, MPNET, SplitEncoder, find_part, materialize
 
 FAKE = SplitEncoder("fake/tiny-encoder", tuple(f"medtext-fake-part-{i:03d}" for i in (1, 2, 3)),
                     archive_folder="tiny-encoder", extra="fake")
@@ -203,7 +203,7 @@ CHILD = """
 import sys
 sys.path[:0] = [{site!r}, {tests!r}]
 from test_split_packages import FAKE
-from medtext.split_packages import materialize
+from medtext.core.split_packages import materialize
 print(materialize(FAKE, {cache!r}))
 """
 

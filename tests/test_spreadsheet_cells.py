@@ -1,4 +1,4 @@
-"""No CSV medtext writes carries a live spreadsheet formula (medtext/spreadsheet_cells.py).
+"""No CSV medtext writes carries a live spreadsheet formula (medtext/core/spreadsheet_cells.py).
 
 Ids, kept input columns, texts and class names that start like a formula are written with a
 leading ``'``; numbers are not; ``--predictions.escape_formulas false`` writes them as they are.
@@ -11,7 +11,7 @@ import pytest
 
 from cli_helpers import in_folder, run, tiny_config
 from medtext.commands import main
-from medtext.spreadsheet_cells import FORMULA_STARTS, safe_cell
+from medtext.core.spreadsheet_cells import FORMULA_STARTS, safe_cell
 
 CLASSES = ["=HYPERLINK(\"http://x\")", "@SUM(A1)", "-bad", "plain"]
 IDS = ["=1+1", "+cmd|' /C calc'!A0", "-2", "\tTAB", "\rCR", "7"]

@@ -11,8 +11,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from cli_helpers import run
 from conftest import ROOT
-from medtext.tasks import MultiLabelTask
-from medtext.wandb_runs import summarize_monitored_by_best
+from medtext.model.tasks import MultiLabelTask
+from medtext.runtime.wandb_runs import summarize_monitored_by_best
 from sweep_helpers import agent_command, repo_like, sample, tiny_overrides
 
 HOC_SWEEP = ROOT / "configs" / "sweeps" / "hoc.yaml"

@@ -22,7 +22,7 @@ import yaml
 
 from conftest import ROOT
 from medtext import commands
-from medtext.errors import SWEEP_REQUEUE_EXIT, Requeued
+from medtext.core.errors import SWEEP_REQUEUE_EXIT, Requeued
 from slurm_stub import stub_scontrol
 from sweep_helpers import repo_like, sample, tiny_overrides
 

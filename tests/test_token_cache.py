@@ -12,7 +12,7 @@ from conftest import write
 from data_helpers import spec, words
 from data_modules import AbstractsDataModule
 from data_modules.token_cache import cache_key, encode, load_or_encode, tokenizer_fingerprint
-from medtext.encoders import load_tokenizer
+from medtext.core.encoders import load_tokenizer
 
 MAX_LENGTH = 16  # [CLS] + 14 words + [SEP]
 

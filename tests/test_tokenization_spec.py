@@ -11,7 +11,7 @@ from transformers import BertConfig, RobertaConfig
 from data_helpers import module, spec
 from data_modules.long_text import Windows
 from data_modules.tokenization import SETTINGS, TokenizationSpec, encoder_positions
-from medtext.encoders import load_tokenizer
+from medtext.core.encoders import load_tokenizer
 
 
 def test_the_data_module_resolves_its_spec_once(tiny_encoder):
@@ -47,7 +47,7 @@ def test_encoder_positions(config, positions):
 
 
 def test_a_bad_max_length_is_one_line(tiny_encoder):
-    from medtext.errors import DataError
+    from medtext.core.errors import DataError
 
     with pytest.raises(DataError, match="^max_length must be a whole number >= 1, not 0$"):
         _ = module(tiny_encoder, max_length=0).tokenization

@@ -11,9 +11,9 @@ from transformers import DistilBertConfig, DistilBertModel
 from callbacks import EMAWeights
 from cli_helpers import in_folder, run, shipped_checkpoints, tiny_config
 from medtext import TextClassifier
-from medtext.errors import MedtextError
+from medtext.core.errors import MedtextError
 from medtext.heads import LabelAttentionHead
-from medtext.optim import encoder_groups, parameter_groups, split_attention
+from medtext.model.optim import encoder_groups, parameter_groups, split_attention
 
 LABELS = ["a", "b", "c"]
 ENCODER_LR, DECAY = 1e-3, 0.5

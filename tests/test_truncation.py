@@ -21,7 +21,7 @@ from data_modules.token_cache import (
     special_prefix,
     tokenizer_fingerprint,
 )
-from medtext.errors import DataError
+from medtext.core.errors import DataError
 
 from data_helpers import spec, text_of
 

@@ -5,8 +5,8 @@ import torch
 from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 
 from medtext import TextClassifier
-from medtext.errors import MedtextError
-from medtext.unused_parameters import check_unused_parameter_search, strategy_finding_unused_parameters
+from medtext.core.errors import MedtextError
+from medtext.model.unused_parameters import check_unused_parameter_search, strategy_finding_unused_parameters
 from medtext.heads import LabelAttentionHead
 
 

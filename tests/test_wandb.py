@@ -15,9 +15,9 @@ from cli_helpers import run, tiny_config
 from conftest import ROOT
 from data_modules.synthetic import generate_abstracts
 from medtext import ScrubbedWandbLogger
-from medtext.config_logging import REDACTED, WANDB_CONFIG_FILE, environment_secrets, is_secret_key, scrub
-from medtext.metrics import metric_label
-from medtext.wandb_runs import RUN_ID_KEY, resume_wandb_run
+from medtext.runtime.config_logging import REDACTED, WANDB_CONFIG_FILE, environment_secrets, is_secret_key, scrub
+from medtext.core.metrics import metric_label
+from medtext.runtime.wandb_runs import RUN_ID_KEY, resume_wandb_run
 
 WANDB_CONFIG = str(ROOT / "configs" / "logger" / "wandb.yaml")
 SYNTHETIC = {"num_train": 40, "num_val": 20, "num_test": 15}

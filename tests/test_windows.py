@@ -24,8 +24,8 @@ from data_modules.token_cache import (
     load_or_encode,
     tokenizer_fingerprint,
 )
-from medtext.errors import DataError
-from medtext.windows import pool_windows
+from medtext.core.errors import DataError
+from medtext.model.windows import pool_windows
 
 from data_helpers import spec, text_of
 

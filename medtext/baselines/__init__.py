@@ -1,4 +1,4 @@
-"""Baselines that need no fine-tuning, for ``python -m medtext baseline`` (:mod:`medtext.baseline`).
+"""Baselines that need no fine-tuning, for ``python -m medtext baseline`` (:mod:`medtext.commands.baseline`).
 
 Each method is a function ``run(data: BaselineData, options: BaselineOptions) -> BaselineResult``
 registered in :data:`METHODS`; the command turns its result into the same report files as ``medtext test``.
@@ -79,7 +79,7 @@ def method_function(name: str) -> Callable[[BaselineData, BaselineOptions], Base
     """The function of method ``name``. It may fit on ``data.train_*``, chooses whatever it chooses
     (regularisation, thresholds, a probability scale) on ``data.val_*`` only, and scores ``data.test_texts``."""
     if name not in METHODS:
-        from medtext.errors import MedtextError
+        from medtext.core.errors import MedtextError
 
         raise MedtextError(f"unknown baseline method {name!r}; the methods are {', '.join(METHODS)}")
     module, _, function = METHODS[name].partition(":")

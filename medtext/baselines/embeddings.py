@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from filelock import FileLock
 
-from medtext.atomic_files import atomic_open
-from medtext.calibration import fit_temperature
-from medtext.encoders import load_encoder, load_tokenizer, resolve_encoder_path
-from medtext.errors import MedtextError
+from medtext.core.atomic_files import atomic_open
+from medtext.model.calibration import fit_temperature
+from medtext.core.encoders import load_encoder, load_tokenizer, resolve_encoder_path
+from medtext.core.errors import MedtextError
 
 from . import BaselineData, BaselineOptions, BaselineResult
 from .selection import (check_c_grid, check_splits, choose_thresholds, score_name, select_logistic_regression,

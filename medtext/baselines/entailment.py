@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from medtext.encoders import resolve_encoder_path
-from medtext.errors import EncoderLoadError, MedtextError
+from medtext.core.encoders import resolve_encoder_path
+from medtext.core.errors import EncoderLoadError, MedtextError
 
 from . import BaselineData, BaselineOptions, BaselineResult
 from .selection import check_splits, choose_thresholds, score_name

@@ -1,7 +1,7 @@
 """What the baselines choose on validation: logistic regression's C from a grid, multi-label
 thresholds, and the validation score they are chosen by (the fine-tuned models' selection metric:
 single-label ``val/macro_f1``; multi-label ``val/tuned_micro_f1``, at per-label thresholds tuned on
-validation with :func:`medtext.tasks.tune_thresholds`). Scores come from :mod:`medtext.metrics`, so
+validation with :func:`medtext.model.tasks.tune_thresholds`). Scores come from :mod:`medtext.core.metrics`, so
 they are comparable with ``medtext fit``'s.
 """
 
@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from medtext.errors import MedtextError
-from medtext.tasks import MultiLabelTask, SingleLabelTask, tune_thresholds
+from medtext.core.errors import MedtextError
+from medtext.model.tasks import MultiLabelTask, SingleLabelTask, tune_thresholds
 
 from . import BaselineResult
 

@@ -11,9 +11,9 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics import MeanMetric
 
-from medtext.calibration import CalibrationMetrics, report_test_calibration
-from medtext.metrics import log_epoch_results
-from medtext.tasks import MultiLabelTask, SingleLabelTask
+from medtext.model.calibration import CalibrationMetrics, report_test_calibration
+from medtext.core.metrics import log_epoch_results
+from medtext.model.tasks import MultiLabelTask, SingleLabelTask
 
 
 class StoredScores(pl.LightningModule):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medtext.errors import MedtextError
+from medtext.core.errors import MedtextError
 
 from . import BaselineData, BaselineOptions, BaselineResult
 from .selection import check_c_grid, check_splits, select_logistic_regression

@@ -43,7 +43,7 @@ class BiLSTMCrossAttentionHead(ClassificationHead):
     """
 
     has_attention_weights = True
-    exports_with_dynamo = False  # torch.export unrolls the LSTM over a fixed length (medtext/onnx_export.py)
+    exports_with_dynamo = False  # torch.export unrolls the LSTM over a fixed length (medtext/deploy/onnx_export.py)
 
     def __init__(self, hidden_size: int, num_labels: int, lstm_hidden_size: int = 256,
                  lstm_layers: int = 1, num_heads: int = 4, dropout: float = 0.1,

@@ -1,0 +1,289 @@
+"""``python -m medtext {fit,validate,test,predict} --config FILE [--key=value ...]``: Lightning's
+commands, the model and the data module chosen by ``class_path``.
+
+    python -m medtext fit --config configs/medical_abstracts/minilm_mlp.yaml --data.data_dir DIR
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.environments import ClusterEnvironment, SLURMEnvironment
+from pytorch_lightning.utilities import rank_zero_info
+
+import callbacks
+import data_modules
+from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
+from data_modules import AbstractsDataModule
+
+from medtext.runtime.checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, checkpoint_defaults,
+                         read_checkpoint)
+from medtext.runtime.launch_checks import settle_precision, slurm_launch_problem, with_streaming_checkpoints
+from medtext.core.lazy_exports import import_exports
+from medtext.runtime.class_paths import trust_command_line
+from medtext.model.classifier import TextClassifier
+from medtext.runtime.config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run, use_scrubbed_wandb_loggers
+from medtext.runtime.ensemble import add_ensemble_argument, attach_ensemble, check_members
+from medtext.core.errors import DataError
+from medtext.runtime.fit_completion import record_completed
+from medtext.core.requeue_files import saved_step
+from medtext.runtime.resume import keep_csv_rows, resolve_last
+from medtext.runtime.run_lock import RunLocks
+from medtext.runtime.slurm import prepare_slurm_fit
+from medtext.model.unused_parameters import strategy_finding_unused_parameters
+from medtext.runtime.wandb_runs import WandbRunId, resume_wandb_run
+
+import_exports(callbacks, data_modules)  # short class names (``--data HoCDataModule``) resolve among imported classes
+
+
+class MedtextCLI(LightningCLI):
+    checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
+    ensemble_orders: list = []  # --ensemble FILE ...: each member's class columns in the checkpoint's order
+
+    def __init__(self, *args, **kwargs) -> None:
+        command_line = kwargs.get("args")
+        command_line = sys.argv[1:] if command_line is None else command_line
+        self.requested = command_line[0] if isinstance(command_line, list) and command_line else None
+        super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:
+        """Lightning's subcommands, reduced to the one the command line starts with: Lightning builds
+        a parser per subcommand at every start (half of a short command's parsing), used or not."""
+        every = LightningCLI.subcommands()
+        return {self.requested: every[self.requested]} if self.requested in every else every
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # the encoder name flows from the model to the data module's tokenizer, the classes back to the model
+        parser.link_arguments("model.init_args.encoder_name", "data.init_args.tokenizer_name")
+        for name in ("label_names", "multi_label", "label_descriptions"):
+            parser.link_arguments("data", f"model.init_args.{name}", apply_on="instantiate",
+                                  compute_fn=functools.partial(self._model_labels, name))
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        add_ensemble_argument(parser)  # validate/test/predict --ensemble B.ckpt ...: medtext/runtime/ensemble.py
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after fit, test the best checkpoint on data.test_file")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Lightning's, with ``validate``/``test``/``predict --ckpt_path FILE`` taking the checkpoint's
+        model and data as defaults (a config or command-line option overrides them)."""
+        command_line = list(sys.argv[1:] if args is None else args) if args is None or isinstance(args, list) else []
+        trust_command_line(command_line)  # the class paths it names may be imported from a checkpoint
+        parser.set_defaults(checkpoint_defaults(command_line) if command_line else {})
+        super().parse_arguments(parser, args)
+
+    def _model_labels(self, name: str, datamodule) -> object:
+        """The model's ``label_names``, ``multi_label`` or ``label_descriptions``: the data module's
+        for a new model; with ``--ckpt_path FILE``, the checkpoint's, and the data's labels are mapped
+        onto its classes by name (a data-side label set naming other classes stops with one line)."""
+        if self.checkpoint is None:
+            return getattr(datamodule, name)
+        if hasattr(datamodule, "align_labels"):
+            datamodule.align_labels(self.checkpoint.label_map)
+        reads_labels = self.subcommand != "predict"
+        if name == "multi_label" and reads_labels and datamodule.multi_label != self.checkpoint.multi_label:
+            kinds = {True: "multi-label", False: "single-label"}
+            raise DataError(f"the checkpoint is {kinds[self.checkpoint.multi_label]} but the data module reads "
+                            f"{kinds[datamodule.multi_label]} labels")
+        if name == "label_descriptions" and self.checkpoint.label_descriptions is None:
+            return getattr(datamodule, name)
+        return getattr(self.checkpoint, name)
+
+    def _set_seed(self) -> None:
+        """Lightning's, keeping the seed as given (``True``: random) for telling runs apart."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        self.seed_option = config.get("seed_everything")
+        super()._set_seed()
+
+    def _parse_ckpt_path(self) -> None:
+        """Nothing: the checkpoint's model settings are already the parser's defaults
+        (:func:`medtext.runtime.checkpoint.checkpoint_defaults`). Lightning's hook would load the whole
+        checkpoint into RAM to read them and then apply them over what the user stated."""
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        use_scrubbed_wandb_loggers(config.trainer)  # W&B gets the hyperparameters without secrets
+        problem = slurm_launch_problem(os.environ, config.trainer.get("devices"), config.trainer.get("num_nodes"))
+        if problem:
+            rank_zero_info(f"medtext: warning: {problem}")
+        settle_precision(config.trainer)
+        if self.subcommand == "fit":
+            if (config.model.get("init_args") or {}).get("freeze_encoder_epochs"):
+                self._find_unused_parameters(config.trainer)  # before the run's identity is taken from it
+            # which run is this one's is decided by the seed as given: `true` (a random seed) is the
+            # same fit on every rank and after a requeue, whatever number each process drew
+            chosen, config.seed_everything = config.seed_everything, self.seed_option
+            try:
+                prepare_slurm_fit(config)  # under SLURM: the job's own folders; a requeued job resumes
+                resolve_last(config)  # --ckpt_path last: this config's run's last.ckpt
+            finally:
+                config.seed_everything = chosen
+            resume_wandb_run(config)  # --ckpt_path continues the checkpoint's W&B run
+        ckpt_path = config.get("ckpt_path")
+        if isinstance(ckpt_path, (str, Path)) and Path(ckpt_path).is_file():
+            self.checkpoint = read_checkpoint(ckpt_path)  # its classes: the truth, also when resuming
+        if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
+            raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
+        self.ensemble_orders = check_members(config.get("ensemble") or [], self.checkpoint)
+
+    @staticmethod
+    def _find_unused_parameters(trainer_config) -> None:
+        """A frozen-then-trained encoder under DDP: the strategy that keeps its parameters in DDP's reduction."""
+        strategy = strategy_finding_unused_parameters(trainer_config)
+        if strategy is not None:
+            trainer_config.strategy = strategy
+            rank_zero_info("freeze_encoder_epochs: DDP detects unused parameters in this run (find_unused_parameters=True)")
+
+    def instantiate_trainer(self, **kwargs):
+        """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.
+        Under SLURM, :class:`callbacks.SlurmRequeue` requeues, not Lightning's signal handler. Under
+        torchrun (also inside a SLURM allocation) Lightning's own choice stands: torchrun's ranks."""
+        from pytorch_lightning.plugins.environments import TorchElasticEnvironment
+
+        plugins = with_streaming_checkpoints(
+            self.config_init.get(f"{self.subcommand}.trainer.plugins" if self.subcommand else "trainer.plugins"))
+        # Lightning's order (accelerator connector): TorchElastic before SLURM. A SLURMEnvironment here
+        # would take SLURM's task count for the world size and refuse torchrun's devices=N in a one-task job.
+        if (not TorchElasticEnvironment.detect() and SLURMEnvironment.detect()
+                and not any(isinstance(p, ClusterEnvironment) for p in plugins)):
+            plugins.append(SLURMEnvironment(auto_requeue=False))
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+    def _before_evaluation(self) -> None:
+        start_wandb_run(self.trainer)  # the W&B run records the command line without secrets
+        attach_ensemble(self.model, self.config[self.subcommand].get("ensemble") or [], self.ensemble_orders)
+
+    before_validate = before_test = before_predict = _before_evaluation
+
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        """Lightning's, with ``--verbose false`` as the default of ``validate`` and ``test``: the
+        summary is ClassificationReport's table; ``--verbose true`` adds Lightning's metric table."""
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        if add_subcommands:
+            self.parser.set_defaults({f"{name}.verbose": False for name in ("validate", "test") if name in self.subcommands()})
+
+    def before_fit(self) -> None:
+        """Lock the run folder (``medtext/runtime/run_lock.py``) until the fit ends; start a W&B run recording the
+        command line without secrets; keep a resumed run's ``metrics.csv`` rows; ``fast_dev_run``: no
+        ``last.ckpt`` either (Lightning skips every other save then)."""
+        self.run_lock = RunLocks()
+        try:
+            self.run_lock.lock_folders(self.trainer)  # rank zero, before anything is written into them
+            with scrubbed_sys_argv():  # a W&B run that starts here (data check, else just below) records it
+                self._prepare_fit()
+                start_wandb_run(self.trainer)
+            self.run_lock.lock_folders(self.trainer)  # a new W&B run's, now that it has its id
+        except BaseException:
+            self.run_lock.close()
+            raise
+
+    def _prepare_fit(self) -> None:
+        if self.config[self.subcommand].get("ckpt_path"):
+            ckpt_path = Path(self.config[self.subcommand]["ckpt_path"])  # a resumed run keeps the rows logged before
+            keep_csv_rows(self.trainer, saved_step(ckpt_path) if ckpt_path.is_file() else None)
+        if self.trainer.fast_dev_run:
+            for callback in self.trainer.checkpoint_callbacks:
+                if isinstance(callback, ModelCheckpoint):
+                    callback.save_last = None
+        if isinstance(self.datamodule, AbstractsDataModule):  # the data report and leak warning (rank 0)
+            from medtext.runtime.data_report import check_before_fit
+
+            check_before_fit(self.trainer, self.datamodule)
+
+    def fit(self, model, **kwargs) -> None:
+        """``trainer.fit``, with SlurmRequeue's signal handler kept until the command ends (a signal during
+        the test after fit lets the test finish, callbacks/slurm_requeue.py); a failure ends the fit."""
+        for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
+            requeuer.hold_handler = True
+        try:
+            self.trainer.fit(model, **kwargs)
+        except BaseException:
+            self._end_fit()
+            raise
+
+    def after_fit(self) -> None:
+        try:
+            tested = self._test_after_fit()
+            self._record_completed(tested)
+        finally:
+            self._end_fit()
+
+    def _record_completed(self, tested: bool) -> None:
+        """``fit_completed.json`` beside ``last.ckpt``: ``--ckpt_path auto`` run again has nothing to do."""
+        # by name, not last_model_path: a resumed run that trained nothing saved no last.ckpt of its own
+        lasts = [Path(c.dirpath) / f"{c.CHECKPOINT_NAME_LAST}{c.FILE_EXTENSION}" for c in self.trainer.checkpoint_callbacks
+                 if isinstance(c, ModelCheckpoint) and c.save_last and c.dirpath]
+        if lasts and self.trainer.is_global_zero and lasts[0].is_file():
+            # the step last.ckpt holds: with save_last alone, Lightning refreshes it only with a new best
+            step = saved_step(lasts[0])
+            if step is not None:
+                record_completed(lasts[0], step, self.config[self.subcommand].trainer, tested)
+
+    def _end_fit(self) -> None:
+        """The command's last step: the lock file and the run's leftover temporary files go, and the
+        requeue signal's default action is back."""
+        self.run_lock.close()
+        for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
+            requeuer.release()
+
+    def _test_after_fit(self) -> bool:
+        """Test the best checkpoint when asked; whether a test ran."""
+        config = self.config[self.subcommand]
+        if not config.get("test_after_fit"):
+            return False
+        if not self.datamodule.split_file("test"):
+            rank_zero_info("test_after_fit: no data.test_file, skipping the test")
+            return False
+        checkpoint = self.trainer.checkpoint_callback  # the first ModelCheckpoint: the best by its metric
+        ckpt_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
+        return True
+
+
+@contextlib.contextmanager
+def own_arguments():
+    """Around a LightningCLI built with ``args``: Lightning warns whenever both they and ``sys.argv[1:]`` are
+    given, also when they are the same (``python -m medtext fit ...`` passes its arguments on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        yield
+
+
+class DataOnlyCLI(MedtextCLI):
+    """The ``fit`` parser (task configs compose as for ``fit``) for commands that build only the data
+    module (``check``, ``baseline``): no model, no trainer, no run folder at parse time."""
+
+    def before_instantiate_classes(self) -> None:
+        """Nothing: no trainer, no run folder."""
+
+    def instantiate_classes(self) -> None:
+        from jsonargparse import ArgumentParser, Namespace
+
+        parser = ArgumentParser()
+        parser.add_subclass_arguments(AbstractsDataModule, "data")
+        self.datamodule = parser.instantiate_classes(Namespace(data=self.config.data)).data
+        self.model = self.trainer = None
+
+    @classmethod
+    def parse(cls, args: Optional[list[str]], command: str, description: str) -> "DataOnlyCLI":
+        with own_arguments():
+            return cls(TextClassifier, AbstractsDataModule, args=args, run=False, subclass_mode_model=True,
+                       subclass_mode_data=True, auto_configure_optimizers=False,
+                       parser_kwargs={"prog": f"medtext {command}", "description": description})
+
+
+def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
+    with own_arguments():
+        return MedtextCLI(TextClassifier, AbstractsDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                          auto_configure_optimizers=False, save_config_callback=WandbSaveConfigCallback,
+                          save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
+                          trainer_defaults={"callbacks": [callbacks.StopOnDivergence(), ClassificationReport(), MetricTables(),
+                                                          WandbRunId(), RNGStateCheckpoint(), SlurmRequeue()],
+                                            "default_root_dir": "runs"}, args=args, run=run)

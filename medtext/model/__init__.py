@@ -1,0 +1,1 @@
+"""The LightningModule and what it is made of: tasks, calibration, optimizer set-up, windows."""
