@@ -122,13 +122,17 @@ class Embedder:
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Mean of the last hidden states over real tokens, L2-normalised; batches of similar length."""
+        from data_modules.tokenization import TokenizationSpec, encoder_positions_of
+
         self.load()
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.options.max_length)
-        order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")[::-1]
+        spec = TokenizationSpec.resolve(self.tokenizer, self.options.max_length,
+                                        max_positions=encoder_positions_of(self.options.encoder_name))
+        tokens = spec.encode(self.tokenizer, list(texts))  # the start of each text, as the data modules cut it
+        order = np.argsort(tokens.lengths, kind="stable")[::-1]
         pieces = []
         for start in range(0, len(order), self.options.batch_size):
             rows = order[start:start + self.options.batch_size]
-            batch = self.tokenizer.pad([{key: encoded[key][i] for key in encoded} for i in rows],
+            batch = self.tokenizer.pad([{"input_ids": tokens[i].tolist()} for i in rows],
                                        return_tensors="pt").to(self.device)
             states = self.encoder(**batch).last_hidden_state.float()
             mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
