@@ -1,7 +1,8 @@
-"""``python -m medtext COMMAND``: one table dispatches every command; each of medtext's own is a typed
-function with ``--help`` and ``--config``."""
+"""``python -m medtext COMMAND``: one table dispatches every command; each of medtext's own is a
+module's ``main(args)`` with ``--help`` and ``--config``; no option may be abbreviated."""
 
 import inspect
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from transformers import AutoModelForSequenceClassification
 
 from cli_helpers import in_folder, run, tiny_config
 from medtext.commands import COMMANDS, LIGHTNING_COMMANDS, entry_function, main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_lists_every_command_of_the_table(capsys):
@@ -76,3 +79,22 @@ def test_a_bad_checkpoint_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("medtext: error: ") and "bad.ckpt" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "--config", "configs/demo.yaml", "--trainer.max_epoch", "1", "--print_config"],
+    ["check", "--config", "configs/demo.yaml", "--data.num_trai", "5"],
+    ["pretrain", "--config", "configs/pretrain/minilm_medical_abstracts.yaml", "--trainer.max_epoch", "1", "--print_config"],
+    ["export", "--ckpt_path", "x.ckpt", "--export.form", "hf", "out"],
+    ["compare", "a", "b", "--resample", "10"],
+    ["explain", "--ckpt_pat", "x.ckpt"],
+    ["predict", "--model_dir", "m", "--data.predict_fil", "x.csv"],
+    ["download", "bert-base-uncased", "--cache_di", "x"],
+])
+def test_an_abbreviated_option_is_refused(argv, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    abbreviated = next(arg for arg in argv if arg in ("--trainer.max_epoch", "--data.num_trai", "--export.form",
+                                                      "--resample", "--ckpt_pat", "--data.predict_fil", "--cache_di"))
+    assert exit_info.value.code == 2 and abbreviated.lstrip("-").split(".")[-1] in capsys.readouterr().err

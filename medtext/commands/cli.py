@@ -54,6 +54,11 @@ class MedtextCLI(LightningCLI):
         self.requested = command_line[0] if isinstance(command_line, list) and command_line else None
         super().__init__(*args, **kwargs)
 
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        """Lightning's, for the main parser and each subcommand's, refusing abbreviated options:
+        ``--trainer.max_epoch 1`` is an error, never ``--trainer.max_epochs 1``."""
+        return super().init_parser(**{"allow_abbrev": False, **kwargs})
+
     def subcommands(self) -> dict[str, set[str]]:
         """Lightning's subcommands, reduced to the one the command line starts with: Lightning builds
         a parser per subcommand at every start (half of a short command's parsing), used or not."""

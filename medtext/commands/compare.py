@@ -145,7 +145,7 @@ def main(args: list[str] | None = None) -> None:
     """``medtext compare RUN_DIR [RUN_DIR ...] [--output_dir DIR] [--resamples N] [--seed S]``."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="medtext compare", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="medtext compare", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", type=str, metavar="RUN_DIR", help="folders with test_predictions.csv")
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("--output_dir", type=Optional[str], default=None,

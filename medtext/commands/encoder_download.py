@@ -88,7 +88,7 @@ def main(args: Optional[list[str]] = None) -> None:
     """``medtext download ENCODER [--cache_dir DIR]``: :func:`download`, its signature the options."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="medtext download", description=download.__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="medtext download", allow_abbrev=False, description=download.__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_function_arguments(download, as_positional=True)
     options = parser.parse_args(args)

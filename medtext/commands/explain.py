@@ -159,7 +159,7 @@ def build_parser(settings) -> object:
 
     description = (__doc__.split("\n\n")[0] + " The data options (--data.NAME VALUE, the same as "
                    "--data.init_args.NAME VALUE) default to the checkpoint's; --data.predict_file is needed.")
-    parser = ArgumentParser(prog="medtext explain", description=description)
+    parser = ArgumentParser(prog="medtext explain", allow_abbrev=False, description=description)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     parser.add_argument("--ckpt_path", type=str, required=True, help="the checkpoint to explain")
     parser.add_subclass_arguments(AbstractsDataModule, "data", required=False,

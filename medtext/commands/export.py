@@ -167,7 +167,7 @@ def main(args: Optional[list[str]] = None) -> None:
     """``medtext export --ckpt_path CKPT [--export.format onnx|hf] [--export.quantize int8] OUT_DIR``."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="medtext export", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="medtext export", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("out_dir", type=str, help="the folder to write")
     parser.add_argument("--ckpt_path", type=str, required=True, help="a medtext checkpoint")
@@ -194,7 +194,7 @@ def hf_export_main(args: Optional[list[str]] = None) -> None:
     ``medtext export --ckpt_path CKPT --export.format hf OUT_DIR``, kept for scripts that use it."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="medtext hf-export", description="the same as: medtext export --export.format hf")
+    parser = ArgumentParser(prog="medtext hf-export", allow_abbrev=False, description="the same as: medtext export --export.format hf")
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("ckpt_path", type=str, help="a medtext checkpoint with a BERT-style MLP head")
     parser.add_argument("out_dir", type=str, help="the folder to write")

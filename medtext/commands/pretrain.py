@@ -163,6 +163,10 @@ def best_weights(trainer: pl.Trainer) -> str | None:
 
 # ---------------------------------------------------------------------------------------- CLI
 class PretrainCLI(LightningCLI):
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        """Lightning's, refusing abbreviated options (as ``fit``)."""
+        return super().init_parser(**{"allow_abbrev": False, **kwargs})
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.encoder_name", "data.tokenizer_name")
         parser.add_argument("--output_dir", type=str, required=True,

@@ -145,7 +145,7 @@ class ExportedModel:
 def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="medtext predict", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="medtext predict", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("--model_dir", type=str, required=True, help="a folder written by medtext export --export.format onnx")
     parser.add_argument("--data.predict_file", type=str, required=True, help="abstracts to label (CSV, TSV, JSON Lines, Parquet)")
