@@ -193,3 +193,13 @@ def test_ddp_ranks_agree_on_signals_during_validations(ddp_cluster):
     assert torch.load(job_folder / "hpc_ckpt_2.ckpt", weights_only=True, mmap=True)["global_step"] == 12
     rows = list(csv.DictReader(open(ddp_cluster / "runs" / "tiny" / "slurm-4242" / "metrics.csv")))
     assert sorted(int(row["step"]) for row in rows if row.get("train/loss")) == list(range(12)), "each step once"
+
+
+def test_sigterm_outside_a_slurm_requeue_exits_143(tiny_encoder, tmp_path, capsys):
+    """SIGTERM ends the run early: a script must not read that as a finished fit (Lightning exits 0)."""
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {**DATA, "data_dir": str(tmp_path / "data")},
+                         "data_modules.SyntheticAbstractsDataModule")
+    code = main(["fit", "--config", str(config), *signal_at("train", step=2),
+                 "--trainer.callbacks.signal_name=SIGTERM"])
+    assert code == 143
+    assert "medtext: stopped by SIGTERM; exit status 143" in capsys.readouterr().err

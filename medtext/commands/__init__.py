@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from medtext.runtime.class_paths import trust_command_line
 from medtext.core.errors import SWEEP_REQUEUE_EXIT, FitCompleted, MedtextError, Requeued
 
+SIGTERM_EXIT = 128 + 15  # a shell's status for a process ended by SIGTERM
 LIGHTNING_COMMANDS = {
     "fit": "train a model (add --test_after_fit true to test the best checkpoint)",
     "validate": "evaluate a checkpoint on data.val_file",
@@ -112,6 +113,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"medtext: W&B sweep trial marked preempting; exit status {SWEEP_REQUEUE_EXIT}", file=sys.stderr)
             return SWEEP_REQUEUE_EXIT
         return requeue_exit_status()
+    except SystemExit as stop:
+        if not stopped_by_sigterm(stop):
+            raise
+        # Lightning ends a run on SIGTERM with a bare SystemExit: status 0, as if it had finished
+        print(f"medtext: stopped by SIGTERM; exit status {SIGTERM_EXIT}", file=sys.stderr)
+        return SIGTERM_EXIT
     except Exception as err:  # noqa: BLE001 - user errors become one line; the rest propagates
         cause = user_error(err)
         if cause is None:
@@ -119,6 +126,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"medtext: error: {cause}", file=sys.stderr)
         return 2
     return 0
+
+
+def stopped_by_sigterm(stop: SystemExit) -> bool:
+    """Whether Lightning stopped a run on SIGTERM (its ``SIGTERMException``; Lightning is loaded then)."""
+    exceptions = sys.modules.get("pytorch_lightning.utilities.exceptions")
+    return exceptions is not None and isinstance(stop, exceptions.SIGTERMException)
 
 
 def user_error(err: BaseException) -> Optional[MedtextError]:
