@@ -87,6 +87,19 @@ def test_predict_model_dir_writes_the_same_file_as_predict_ckpt_path(exported, t
                                np.array([r[2:] for r in torch_rows[1:]], float), atol=2e-6)
 
 
+def test_predict_model_dir_skips_invalid_rows_as_predict_ckpt_path_does(exported, tmp_path):
+    new = tmp_path / "new.csv"
+    new.write_text("text\nfever and cough in a cohort\n  \na randomised trial of asthma\n")
+    for source in (["--ckpt_path", exported["ckpt"]], ["--model_dir", str(exported["dir"])]):
+        out = tmp_path / f"{source[0][2:]}.csv"
+        assert main(["predict", *source, "--data.predict_file", str(new), "--data.skip_invalid_rows", "true",
+                     "--predictions.output_file", str(out)]) == 0
+    torch_rows, onnx_rows = (list(csv.DictReader(open(tmp_path / f"{name}.csv"))) for name in ("ckpt_path", "model_dir"))
+    assert [(r["row"], r["label"], r["skipped"]) for r in onnx_rows] == \
+        [(r["row"], r["label"], r["skipped"]) for r in torch_rows]
+    assert [r["skipped"] for r in onnx_rows] == ["", "empty text", ""] and onnx_rows[1]["label"] == ""
+
+
 def test_predict_model_dir_imports_neither_lightning_nor_torchmetrics(exported, tmp_path):
     """A served export starts without Lightning's import (seconds): checked in a fresh interpreter."""
     import subprocess

@@ -153,6 +153,8 @@ def build_parser():
     parser.add_argument("--data.id_column", type=Optional[str], default=None, help="default: the checkpoint's, else row numbers")
     parser.add_argument("--data.file_format", type=Optional[str], default=None, help="csv, tsv, jsonl or parquet")
     parser.add_argument("--data.batch_size", type=int, default=16, help="abstracts (windows) per batch")
+    parser.add_argument("--data.skip_invalid_rows", type=bool, default=False,
+                        help="leave out rows that cannot be classified (an empty text) and write them with a reason")
     parser.add_argument("--predictions.output_file", type=str, default="predictions.csv", help="where to write")
     parser.add_argument("--predictions.keep_columns", type=Optional[str], default=None, help="input columns to copy, a,b")
     parser.add_argument("--predictions.escape_formulas", type=bool, default=True,
@@ -165,7 +167,7 @@ def build_parser():
 def main(args: Optional[list[str]] = None) -> None:
     """``medtext predict --model_dir DIR --data.predict_file F [--predictions.output_file OUT] [--data.batch_size N]``."""
     from callbacks.report_files import write_predictions_csv
-    from data_modules.readers import read_row_ids, read_table, read_texts, require_column
+    from data_modules.readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
 
     options = build_parser().parse_args(args)
     if options.data.batch_size < 1:
@@ -175,19 +177,27 @@ def main(args: Optional[list[str]] = None) -> None:
     path, file_format = options.data.predict_file, options.data.file_format or defaults.get("file_format")
     id_column = options.data.id_column or defaults.get("id_column")
     frame = read_table(path, file_format)
-    texts = read_texts(frame, path, options.data.text_column or defaults["text_column"])
     row_ids = read_row_ids(frame, path, id_column)
+    skipping = options.data.skip_invalid_rows
+    texts = read_texts(frame, path, options.data.text_column or defaults["text_column"], row_ids if id_column else None,
+                       allow_invalid=skipping)
+    skipped = invalid_texts(texts) if skipping else {}
+    rows = np.array([row for row in range(len(texts)) if row not in skipped], dtype=np.int64)
+    if skipped:
+        print(f"{path}: skipping {len(skipped)} of {len(texts)} rows that cannot be predicted")
     keep = [c.strip() for c in (options.predictions.keep_columns or "").split(",") if c.strip()]
     kept = {column: require_column(frame, path, column, "kept").tolist() for column in keep}
     began = time.perf_counter()
-    logits = model.logits(texts, options.data.batch_size)
+    logits = model.logits([texts[row] for row in rows], options.data.batch_size)
     if not np.isfinite(logits).all():  # a graph with non-finite weights: no nan probabilities, no class 0
-        row = int(np.flatnonzero(~np.isfinite(logits).all(axis=-1))[0])
+        row = int(rows[np.flatnonzero(~np.isfinite(logits).all(axis=-1))[0]])
         raise MedtextError(f"{options.model_dir}: the model's outputs are not finite (first at {path} row {row + 1}); "
                            "its weights are broken: export the checkpoint again")
     probabilities, predictions = model.decide(logits)
     seconds = time.perf_counter() - began
     write_predictions_csv(Path(options.predictions.output_file), id_column or "row", row_ids, model.label_names,
-                          np.arange(len(texts)), predictions, probabilities, kept=kept,
-                          escape_formulas=options.predictions.escape_formulas)
-    print(f"wrote {len(texts)} predictions to {options.predictions.output_file} ({len(texts) / max(seconds, 1e-9):.1f} abstracts/s)")
+                          rows, predictions, probabilities, kept=kept,
+                          escape_formulas=options.predictions.escape_formulas, skipped=skipped)
+    also = f" and {len(skipped)} skipped rows (column skipped: why)" if skipped else ""
+    print(f"wrote {len(rows)} predictions{also} to {options.predictions.output_file} "
+          f"({len(rows) / max(seconds, 1e-9):.1f} abstracts/s)")
