@@ -246,3 +246,11 @@ def test_the_reliability_diagram_is_logged_to_wandb_with_the_test_tables(tmp_pat
     log_to_wandb(Logger(), type("Trainer", (), {"current_epoch": 1, "global_step": 10}), "test", results, list("abc"))
     assert type(logged["test/reliability"]).__name__ == "Image"
     assert {"test/per_class", "test/confusion_matrix"} <= set(logged)
+
+
+def test_too_few_validation_abstracts_fit_no_temperature_and_say_so(tiny_encoder, tmp_path):
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {"num_train": 24, "num_val": 6, "num_test": 4},
+                         "data_modules.SyntheticAbstractsDataModule", max_epochs=1)
+    with pytest.warns(UserWarning, match="6 validation abstracts are too few to fit a temperature"):
+        fitted = run("fit", "--config", str(config))
+    assert torch.equal(fitted.model.calibrator.temperature, torch.ones(1))

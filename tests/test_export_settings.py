@@ -122,7 +122,7 @@ def test_export_of_a_checkpoint_moved_away_from_its_run_folder_and_data(export, 
     monkeypatch.chdir(tmp_path / "moved")
     assert main(["export", "--ckpt_path", "best.ckpt", "--export.format", "onnx", "out/"]) == 0
     printed = capsys.readouterr().out
-    assert "export check fp32: 8 abstracts from random token ids" in printed and "labels identical 100.0%" in printed
+    assert "export check fp32: 256 abstracts from random token ids" in printed and "labels identical 100.0%" in printed
     (tmp_path / "moved" / "new.csv").write_text("text\nan abstract\n")
     assert predict("out") == 0
 

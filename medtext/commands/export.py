@@ -18,7 +18,7 @@ from medtext.core.errors import MedtextError
 from medtext.deploy.onnx_predict import INSTALL_HINT, MODEL_FILES, SETTINGS_FILE, ExportedModel, onnxruntime
 
 FORMAT_VERSION = 1
-CHECK_ABSTRACTS = 8
+CHECK_ABSTRACTS = 256  # int8 changes a few labels: 8 abstracts could not show how many
 CARD_METRICS = ("test/accuracy", "test/exact_match", "test/macro_f1", "test/micro_f1", "test/ece", "test/brier")
 
 
@@ -63,15 +63,16 @@ def run_folder_file(ckpt_path: Path, name: str) -> Optional[Path]:
 
 
 def check_texts(settings: CheckpointSettings, ckpt_path: Path, text_column: str) -> tuple[Optional[list[str]], str]:
-    """A few abstracts of the checkpoint's own data (test, val, then train file), if on this machine."""
+    """Up to :data:`CHECK_ABSTRACTS` abstracts of the checkpoint's own data (validation, test, then
+    training file), if on this machine."""
     from data_modules.readers import read_table, read_texts
 
     init_args = (settings.data or {}).get("init_args") or {}
-    files = [init_args.get(f"{split}_file") for split in ("test", "val", "train")]
+    files = [init_args.get(f"{split}_file") for split in ("val", "test", "train")]
     report = run_folder_file(ckpt_path, "data_report.json")
     if report is not None:
         splits = json.loads(report.read_text()).get("splits", {})
-        files += [splits.get(split, {}).get("file") for split in ("test", "val", "train")]
+        files += [splits.get(split, {}).get("file") for split in ("val", "test", "train")]
     for path in filter(None, files):
         if Path(path).is_file():
             try:

@@ -10,6 +10,7 @@ from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import (
@@ -21,6 +22,7 @@ from medtext.core.divergence import check_outputs
 
 CalibrationMode = Literal["temperature", "none"]
 N_BINS = 15
+MIN_CALIBRATION_ROWS = 30  # validation abstracts (all ranks) below which no temperature is fitted
 MIN_LOG_T, MAX_LOG_T = math.log(0.05), math.log(20.0)  # fitting keeps T in [0.05, 20]
 
 
@@ -160,7 +162,11 @@ def fit_on_validation(module) -> None:
                         sync_dist=True)
     temperature = torch.ones_like(module.calibrator.temperature)
     if hparams.get("calibration", "temperature") != "none":
-        temperature = fit_temperature(logits, targets, task.multi_label).to(temperature)
+        if len(logits) >= MIN_CALIBRATION_ROWS:
+            temperature = fit_temperature(logits, targets, task.multi_label).to(temperature)
+        else:  # a temperature fitted on a handful of abstracts flattens every probability (all ~0.2 of 5)
+            rank_zero_warn(f"calibration: {len(logits)} validation abstracts are too few to fit a temperature "
+                           f"(at least {MIN_CALIBRATION_ROWS}): the probabilities are left uncalibrated")
     module.calibrator.temperature.copy_(temperature)
     module.thresholds.copy_(calibrated_thresholds(thresholds, temperature) if task.multi_label else thresholds)
 
