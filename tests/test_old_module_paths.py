@@ -3,6 +3,7 @@
 import csv
 import importlib
 
+import pytest
 import torch
 from cli_helpers import run, tiny_config
 
@@ -24,6 +25,7 @@ def renamed(value, old: str, new: str):
     return new if value == old else value
 
 
+@pytest.mark.slow  # a fit and two predicts; the fast path keeps the module-path test above
 def test_a_checkpoint_naming_an_old_class_path_predicts_the_same(tiny_encoder, tmp_path):
     data = {"num_train": 16, "num_val": 8, "num_test": 8}
     config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, data, "data_modules.SyntheticAbstractsDataModule",

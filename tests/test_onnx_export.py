@@ -100,6 +100,7 @@ def test_predict_model_dir_skips_invalid_rows_as_predict_ckpt_path_does(exported
     assert [r["skipped"] for r in onnx_rows] == ["", "empty text", ""] and onnx_rows[1]["label"] == ""
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_predict_model_dir_imports_neither_lightning_nor_torchmetrics(exported, tmp_path):
     """A served export starts without Lightning's import (seconds): checked in a fresh interpreter."""
     import subprocess

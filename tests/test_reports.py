@@ -32,6 +32,7 @@ def check_test_predictions(log_dir: Path, names: list[str], rows: int) -> None:
     assert json.loads((log_dir / "test_metrics.json").read_text())["test/accuracy"] == pytest.approx(accuracy)
 
 
+@pytest.mark.slow  # fit, test, validate and predict in turn
 def test_one_summary_per_command(tiny_encoder, tmp_path, capsys):
     config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, SYNTHETIC, "data_modules.SyntheticAbstractsDataModule")
     fitted = run("fit", "--config", str(config), "--test_after_fit", "true")
