@@ -1,6 +1,7 @@
 """The CLI end to end on a tiny encoder: fit -> test -> predict, reloads, and config-free predict."""
 
 import csv
+import warnings
 import json
 from collections import Counter
 from pathlib import Path
@@ -140,3 +141,16 @@ def test_predict_skips_invalid_rows_when_asked_and_names_them(fitted, tmp_path, 
     assert [(r["pmid"], r["skipped"]) for r in rows] == [("P1", ""), ("P2", "empty text"), ("P3", ""), ("P4", "empty text")]
     assert [bool(r["label"]) for r in rows] == [True, False, True, False]
     assert all(r[f"prob_{metric_label(n)}"] == "" for r in rows[1::2] for n in fitted.datamodule.label_names)
+
+
+def test_predict_prints_no_third_party_noise(fitted, tmp_path, capfd):
+    best = fitted.trainer.checkpoint_callback.best_model_path
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:  # as the interpreter shows them, once each
+        warnings.simplefilter("default")
+        assert main(["predict", "--ckpt_path", best, "--data.predict_file", fitted.datamodule.resolve_files()["test"],
+                     "--predictions.output_file", str(tmp_path / "out.csv")]) == 0
+    printed = "".join(capfd.readouterr()) + "".join(str(w.message) for w in caught)
+    for noise in ("💡 Tip", "tensorboardX", "No seed found", "LeafSpec"):
+        assert noise not in printed, noise
+    assert f"wrote {SYNTHETIC['num_test']} predictions to {tmp_path / 'out.csv'}" in printed

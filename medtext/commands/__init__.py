@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from medtext.runtime.class_paths import trust_command_line
 from medtext.core.errors import SWEEP_REQUEUE_EXIT, FitCompleted, MedtextError, Requeued
+from medtext.core.third_party_noise import quiet_third_party
 
 SIGTERM_EXIT = 128 + 15  # a shell's status for a process ended by SIGTERM
 LIGHTNING_COMMANDS = {
@@ -98,6 +99,7 @@ def requeue_exit_status() -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run a command; a user error (bad input, bad option value) is one line on stderr, exit 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_third_party()
     try:
         run(list(sys.argv[1:] if argv is None else argv))
     except FitCompleted as completed:  # --ckpt_path auto on a finished run
