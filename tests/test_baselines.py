@@ -3,6 +3,7 @@
 embedding cache is written, read back and keyed by the texts; bad options give one-line errors."""
 
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,17 @@ def test_zero_shot_entailment_errors(tiny_encoder, nli_model, tmp_path):
     with pytest.raises(MedtextError, match="cannot load the NLI model") as error:
         run(data, BaselineOptions(nli_model=str(tmp_path / "missing")))
     assert "\n" not in str(error.value)
+
+
+def test_a_best_c_at_the_edge_of_the_grid_is_said():
+    from medtext.baselines.selection import select_logistic_regression
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    features = rng.normal(size=(200, 5)) + labels[:, None] * 0.5  # learnable: a weaker penalty fits better
+    args = (features[:120], labels[:120], features[120:160], labels[120:160], features[160:], ["a", "b"], False)
+    with pytest.warns(UserWarning, match=r"the best C=1 is the largest of --baseline.c_grid \[1e-06, 1.0\]"):
+        select_logistic_regression(*args, [1e-6, 1.0], 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one C: no edge to speak of
+        select_logistic_regression(*args, [1.0], 0)

@@ -129,5 +129,9 @@ def select_logistic_regression(train_features, train_labels: np.ndarray, val_fea
             best = (score, c, model, thresholds)
     score, c, model, thresholds = best
     log.info("logistic regression: C=%g has the best %s %.4f", c, name, score)
+    if len(grid) > 1 and c in (min(grid), max(grid)):  # the best may lie beyond the grid
+        edge = "largest" if c == max(grid) else "smallest"
+        warnings.warn(f"logistic regression: the best C={c:g} is the {edge} of --baseline.c_grid {sorted(grid)}; "
+                      "a grid that reaches further may score higher on validation", stacklevel=2)
     return BaselineResult(probabilities=probabilities(model, test_features, num_labels, multi_label),
                           thresholds=thresholds, chosen={"C": c, name: score, "grid": scores})
