@@ -6,6 +6,7 @@ on a checkpoint moved away from its run folder and data (the check then runs on 
 import contextlib
 import io
 import json
+import re
 import shutil
 
 import pytest
@@ -145,3 +146,10 @@ def test_onnx_predict_refuses_non_finite_outputs(copy, tmp_path, capsys, monkeyp
     monkeypatch.setattr(ExportedModel, "logits", lambda self, texts, batch_size=16: np.full((len(texts), 5), np.nan))
     assert predict(copy, "--predictions.output_file", "out.csv") == 2
     assert "outputs are not finite" in one_error_line(capsys) and not (tmp_path / "out.csv").exists()
+
+
+def test_a_card_without_a_test_report_shows_the_checkpoints_validation_metrics(export):
+    card = (export["dir"] / "model_card.md").read_text()
+    assert "No test report found beside the checkpoint." in card
+    assert "Validation, epoch 0 (the checkpoint's), from the run's `metrics.csv`:" in card
+    assert re.search(r"\| val/macro_f1 \| 0\.\d{4} \|", card) and "| val/accuracy |" in card

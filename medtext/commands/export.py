@@ -62,6 +62,26 @@ def run_folder_file(ckpt_path: Path, name: str) -> Optional[Path]:
     return None
 
 
+def validation_metrics(ckpt_path: Path) -> tuple[Optional[int], dict[str, float]]:
+    """The checkpoint's epoch and that epoch's validation metrics (:data:`CARD_METRICS` as ``val/``) in
+    its run's ``metrics.csv`` (a CSV logger's), if there."""
+    import csv
+
+    from medtext.core.checkpoint_reading import load_checkpoint_file
+
+    metrics_file = run_folder_file(ckpt_path, "metrics.csv")
+    epoch = load_checkpoint_file(ckpt_path).get("epoch")
+    if metrics_file is None or not isinstance(epoch, int):
+        return epoch, {}
+    wanted = [name.replace("test/", "val/", 1) for name in CARD_METRICS]
+    found: dict[str, float] = {}
+    with open(metrics_file, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("epoch") == str(epoch):  # a resumed run's rows of that epoch: the last wins
+                found.update({name: float(row[name]) for name in wanted if row.get(name)})
+    return epoch, found
+
+
 def check_texts(settings: CheckpointSettings, ckpt_path: Path, text_column: str) -> tuple[Optional[list[str]], str]:
     """Up to :data:`CHECK_ABSTRACTS` abstracts of the checkpoint's own data (validation, test, then
     training file), if on this machine."""
@@ -106,6 +126,11 @@ def model_card(settings: CheckpointSettings, exported: dict, ckpt_path: Path, ch
                   *(f"| {name} | {metrics[name]:.4f} |" for name in CARD_METRICS if name in metrics)]
     else:
         lines.append("No test report found beside the checkpoint.")
+        epoch, validation = validation_metrics(ckpt_path)
+        if validation:
+            lines += ["", f"Validation, epoch {epoch} (the checkpoint's), from the run's `metrics.csv`:", "",
+                      "| metric | value |", "| --- | --- |",
+                      *(f"| {name} | {value:.4f} |" for name, value in validation.items())]
     lines += ["", "Export check (ONNX Runtime against PyTorch):", "", *(f"- {line}" for line in checks), "",
               "## Intended use", "", "Sorting or triaging medical abstracts into the classes above, for research "
               "and literature work, with a person reviewing the results. Not for diagnosis or any clinical decision.",
