@@ -38,13 +38,21 @@ from medtext.core.requeue_files import saved_step
 from medtext.runtime.resume import keep_csv_rows, resolve_last
 from medtext.runtime.run_lock import RunLocks
 from medtext.runtime.slurm import prepare_slurm_fit
-from medtext.model.unused_parameters import strategy_finding_unused_parameters
+from medtext.model.unused_parameters import find_unused_parameters_while_frozen
 from medtext.runtime.wandb_runs import WandbRunId, resume_wandb_run
 
 import_exports(callbacks, data_modules)  # short class names (``--data HoCDataModule``) resolve among imported classes
 
 
-class MedtextCLI(LightningCLI):
+class StrictOptionsCLI(LightningCLI):
+    """Lightning's CLI whose main parser and subcommand parsers refuse abbreviated options:
+    ``--trainer.max_epoch 1`` is an error, never ``--trainer.max_epochs 1`` (``fit`` and ``pretrain``)."""
+
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        return super().init_parser(**{"allow_abbrev": False, **kwargs})
+
+
+class MedtextCLI(StrictOptionsCLI):
     checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
     ensemble_orders: list = []  # --ensemble FILE ...: each member's class columns in the checkpoint's order
 
@@ -53,11 +61,6 @@ class MedtextCLI(LightningCLI):
         command_line = sys.argv[1:] if command_line is None else command_line
         self.requested = command_line[0] if isinstance(command_line, list) and command_line else None
         super().__init__(*args, **kwargs)
-
-    def init_parser(self, **kwargs) -> LightningArgumentParser:
-        """Lightning's, for the main parser and each subcommand's, refusing abbreviated options:
-        ``--trainer.max_epoch 1`` is an error, never ``--trainer.max_epochs 1``."""
-        return super().init_parser(**{"allow_abbrev": False, **kwargs})
 
     def subcommands(self) -> dict[str, set[str]]:
         """Lightning's subcommands, reduced to the one the command line starts with: Lightning builds
@@ -121,7 +124,7 @@ class MedtextCLI(LightningCLI):
         settle_precision(config.trainer)
         if self.subcommand == "fit":
             if (config.model.get("init_args") or {}).get("freeze_encoder_epochs"):
-                self._find_unused_parameters(config.trainer)  # before the run's identity is taken from it
+                find_unused_parameters_while_frozen(config.trainer)  # before the run's identity is taken from it
             # which run is this one's is decided by the seed as given: `true` (a random seed) is the
             # same fit on every rank and after a requeue, whatever number each process drew
             chosen, config.seed_everything = config.seed_everything, self.seed_option
@@ -137,14 +140,6 @@ class MedtextCLI(LightningCLI):
         if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
             raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
         self.ensemble_orders = check_members(config.get("ensemble") or [], self.checkpoint)
-
-    @staticmethod
-    def _find_unused_parameters(trainer_config) -> None:
-        """A frozen-then-trained encoder under DDP: the strategy that keeps its parameters in DDP's reduction."""
-        strategy = strategy_finding_unused_parameters(trainer_config)
-        if strategy is not None:
-            trainer_config.strategy = strategy
-            rank_zero_info("freeze_encoder_epochs: DDP detects unused parameters in this run (find_unused_parameters=True)")
 
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.

@@ -12,13 +12,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser
 from pytorch_lightning.utilities import rank_zero_info
 
 from data_modules.unlabeled import UnlabeledTextDataModule
 
 from medtext.core.checkpoint_reading import load_checkpoint_file
-from medtext.commands.cli import own_arguments
+from medtext.commands.cli import StrictOptionsCLI, own_arguments
 from medtext.core.encoders import (attention_dropout_overrides, encoder_load_error, load_tokenizer, no_bar_for_local_weights,
                        resolve_encoder_path)
 from medtext.core.errors import MedtextError
@@ -162,11 +162,7 @@ def best_weights(trainer: pl.Trainer) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------- CLI
-class PretrainCLI(LightningCLI):
-    def init_parser(self, **kwargs) -> LightningArgumentParser:
-        """Lightning's, refusing abbreviated options (as ``fit``)."""
-        return super().init_parser(**{"allow_abbrev": False, **kwargs})
-
+class PretrainCLI(StrictOptionsCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.encoder_name", "data.tokenizer_name")
         parser.add_argument("--output_dir", type=str, required=True,

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import torch
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import rank_zero_info
 
 from medtext.core.errors import MedtextError
 
@@ -77,6 +78,15 @@ def strategy_finding_unused_parameters(trainer_config) -> Optional[Any]:
     if class_path.rpartition(".")[2] == "DDPStrategy" and not init_args.get("find_unused_parameters"):
         return {**dict(strategy), "init_args": {**init_args, "find_unused_parameters": True}}
     return None
+
+
+def find_unused_parameters_while_frozen(trainer_config) -> None:
+    """A frozen-then-trained encoder under DDP: ``trainer_config.strategy`` becomes the one that keeps
+    its parameters in DDP's reduction (:func:`strategy_finding_unused_parameters`), said in one line."""
+    strategy = strategy_finding_unused_parameters(trainer_config)
+    if strategy is not None:
+        trainer_config.strategy = strategy
+        rank_zero_info("freeze_encoder_epochs: DDP detects unused parameters in this run (find_unused_parameters=True)")
 
 
 def check_unused_parameter_search(strategy, reason: str) -> None:
