@@ -21,7 +21,8 @@ from .labelled import LabelledAbstracts
 from .labels import LabelSet, warn_conflicting_duplicates, warn_empty_classes
 from .loaders import AbstractsLoaders
 from .long_text import LongText, check_long_text
-from .readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
+from .invalid_rows import invalid_texts, skipped_rows_line
+from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .soft_targets import check_weight, distillation_targets
 from .token_cache import Truncation, check_truncation, load_or_encode
@@ -160,9 +161,7 @@ class AbstractsDataModule(LabelledAbstracts, AbstractsLoaders):
         texts = read_texts(frame, path, self.text_column, row_ids if self.id_column else None, allow_invalid=skipping)
         invalid = invalid_texts(texts) if skipping else {}
         if invalid:  # predicted without them; the prediction file lists them with their reason
-            rank_zero_info(f"{path}: skipping {len(invalid)} of {len(texts)} rows that cannot be predicted: "
-                           + ", ".join(f"row {row + 1} ({reason})" for row, reason in list(invalid.items())[:5])
-                           + (", ..." if len(invalid) > 5 else ""))
+            rank_zero_info(skipped_rows_line(path, invalid, len(texts)))
         labels = None if split == "predict" else self.read_labels(frame, path)
         if split == "train":
             warn_conflicting_duplicates(texts, labels, path)

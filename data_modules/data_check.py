@@ -18,7 +18,8 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from medtext.core.errors import DataError
 
-from .readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
+from .invalid_rows import invalid_rows_message, invalid_texts
+from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
 from .token_cache import TokenizedTexts, full_ids
 
@@ -183,14 +184,7 @@ def check_texts(dm, shown: int = 10) -> None:
         invalid = invalid_texts(require_column(frame, path, dm.text_column, "text").tolist())
         if invalid:
             ids = read_row_ids(frame, path, dm.id_column) if dm.id_column else None
-            named = {row: f" (id {ids[row]})" if ids else "" for row in invalid}
-            first = min(invalid)
-            message = f"{path}: row {first + 1}: {invalid[first]} in column {dm.text_column!r}{named[first]}"
-            if len(invalid) > 1:
-                rows = ", ".join(f"row {row + 1}{named[row]}" for row in list(invalid)[:shown])
-                more = f", and {len(invalid) - shown} more" if len(invalid) > shown else ""
-                message += f"; {len(invalid)} such rows: {rows}{more}"
-            raise DataError(message)
+            raise DataError(invalid_rows_message(path, dm.text_column, invalid, ids, shown))
 
 
 def check_data(dm) -> dict:

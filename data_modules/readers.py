@@ -15,6 +15,8 @@ import pandas as pd
 
 from medtext.core.errors import DataError
 
+from .invalid_rows import invalid_rows_message, invalid_texts
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -191,11 +193,6 @@ def read_row_ids(frame: pd.DataFrame, path: str | Path, id_column: str | None) -
     return [str(row) for row in range(1, len(frame) + 1)]
 
 
-def invalid_texts(texts: Sequence[str]) -> dict[int, str]:
-    """The rows (0-based) whose text cannot be classified, with the reason: empty or whitespace only."""
-    return {row: "empty text" for row, text in enumerate(texts) if not text.strip()}
-
-
 def read_texts(frame: pd.DataFrame, path: str | Path, column: str, row_ids: Optional[Sequence] = None,
                allow_invalid: bool = False) -> list[str]:
     """The abstracts of ``column``; an invalid one (:func:`invalid_texts`) is an error naming its row
@@ -203,10 +200,7 @@ def read_texts(frame: pd.DataFrame, path: str | Path, column: str, row_ids: Opti
     texts = require_column(frame, path, column, "text").tolist()
     invalid = {} if allow_invalid else invalid_texts(texts)
     if invalid:
-        row = min(invalid)
-        named = f" (id {row_ids[row]})" if row_ids is not None else ""
-        more = f"; {len(invalid)} such rows" if len(invalid) > 1 else ""
-        raise DataError(f"{path}: row {row + 1}: {invalid[row]} in column {column!r}{named}{more}")
+        raise DataError(invalid_rows_message(path, column, invalid, row_ids))
     return texts
 
 

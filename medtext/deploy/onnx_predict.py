@@ -167,7 +167,8 @@ def build_parser():
 def main(args: Optional[list[str]] = None) -> None:
     """``medtext predict --model_dir DIR --data.predict_file F [--predictions.output_file OUT] [--data.batch_size N]``."""
     from callbacks.report_files import write_predictions_csv
-    from data_modules.readers import invalid_texts, read_row_ids, read_table, read_texts, require_column
+    from data_modules.invalid_rows import invalid_texts, skipped_rows_line
+    from data_modules.readers import read_row_ids, read_table, read_texts, require_column
 
     options = build_parser().parse_args(args)
     if options.data.batch_size < 1:
@@ -184,7 +185,7 @@ def main(args: Optional[list[str]] = None) -> None:
     skipped = invalid_texts(texts) if skipping else {}
     rows = np.array([row for row in range(len(texts)) if row not in skipped], dtype=np.int64)
     if skipped:
-        print(f"{path}: skipping {len(skipped)} of {len(texts)} rows that cannot be predicted")
+        print(skipped_rows_line(path, skipped, len(texts)))
     keep = [c.strip() for c in (options.predictions.keep_columns or "").split(",") if c.strip()]
     kept = {column: require_column(frame, path, column, "kept").tolist() for column in keep}
     began = time.perf_counter()
