@@ -87,6 +87,32 @@ def test_the_validation_split_is_carved_from_train_without_a_val_file(tiny_encod
     assert json.loads((folder / "baseline.json").read_text())["val_rows"] == 10  # as fit carves it (stratified)
 
 
+def test_baselines_read_texts_not_the_data_modules_tokens(tiny_encoder, tmp_path, capsys, caplog):
+    """No baseline reads the data module's token ids, so none tokenizes with it or prints its line "N of M
+    abstracts truncated to <data.max_length>"; an embedding baseline says what its own max_length cut."""
+    files = write_single_label_csvs(tmp_path)
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, {**files, "max_length": 16})  # cuts every abstract
+    caplog.set_level("INFO")
+    folder = baseline(config, "--baseline.method", "tfidf")
+    said = capsys.readouterr().out + caplog.text
+    assert "baseline tfidf: 60 train, 30 validation, 25 test abstracts" in said and "truncated" not in said
+    assert not (tmp_path / "cache").exists()  # no token cache written: nothing was tokenized
+    assert json.loads((folder / "test_metrics.json").read_text())["test/macro_f1"] > 0.45
+    assert len(list(csv.DictReader(open(folder / "test_predictions.csv")))) == 25
+
+    caplog.clear()
+    probe = baseline(config, "--baseline.method", "embedding_probe", "--baseline.max_length", "8",
+                     "--baseline.c_grid", "[1.0]")
+    said = capsys.readouterr().out + caplog.text
+    assert "abstracts truncated" not in said
+    assert f"{tiny_encoder}: 60 of 60 texts truncated to 8 tokens (--baseline.max_length)" in said
+    assert REPORT_FILES | {"baseline.json"} <= {p.name for p in probe.iterdir()}
+    metrics = json.loads((probe / "test_metrics.json").read_text())
+    predictions = list(csv.DictReader(open(probe / "test_predictions.csv")))
+    assert len(predictions) == 25 and metrics["test/accuracy"] == pytest.approx(
+        sum(r["label"] == r["true_label"] for r in predictions) / 25)
+
+
 @pytest.mark.parametrize("options, message", [
     (["--baseline.method", "zero_shot_entailment"], "needs an NLI model"),
     (["--baseline.method", "zero_shot_entailment", "--baseline.nli_model", "x",

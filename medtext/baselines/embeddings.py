@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from filelock import FileLock
+from pytorch_lightning.utilities import rank_zero_info
 
 from medtext.core.atomic_files import atomic_open
 from medtext.model.calibration import fit_temperature
@@ -128,6 +129,9 @@ class Embedder:
         spec = TokenizationSpec.resolve(self.tokenizer, self.options.max_length,
                                         max_positions=encoder_positions_of(self.options.encoder_name))
         tokens = spec.encode(self.tokenizer, list(texts))  # the start of each text, as the data modules cut it
+        if tokens.num_truncated:  # at --baseline.max_length (not data.max_length); cached lists were said when embedded
+            rank_zero_info(f"{self.options.encoder_name}: {tokens.num_truncated} of {len(texts)} texts truncated to "
+                           f"{spec.describe()} (--baseline.max_length)")
         order = np.argsort(tokens.lengths, kind="stable")[::-1]
         pieces = []
         for start in range(0, len(order), self.options.batch_size):

@@ -17,12 +17,11 @@ from pytorch_lightning.cli import LightningArgumentParser
 
 from callbacks import ClassificationReport, MetricTables
 from callbacks.classification_report import run_dir
-from data_modules.data_check import collect_splits
 
 from medtext.core.atomic_files import atomic_write_text
 from medtext.baselines import BaselineData, BaselineOptions, method_function
+from medtext.baselines.text_splits import TestRows, read_splits
 from medtext.commands.cli import DataOnlyCLI
-from medtext.core.errors import MedtextError
 
 
 class BaselineCLI(DataOnlyCLI):
@@ -31,18 +30,10 @@ class BaselineCLI(DataOnlyCLI):
         parser.add_class_arguments(BaselineOptions, "baseline")
 
 
-def baseline_data(datamodule) -> BaselineData:
-    """The data module's train, validation (carved from train without a val_file) and test splits."""
-    splits = collect_splits(datamodule)
-    for name in ("train", "test"):
-        if name not in splits:
-            raise MedtextError(f"the baseline needs data.{name}_file (or a recipe's data_dir holding one)")
-
-    def part(name: str) -> tuple[list[str], object]:
-        split = splits[name]
-        return [split.texts[i] for i in split.indices], split.labels[split.indices]
-
-    (train_texts, train_labels), (val_texts, val_labels), (test_texts, test_labels) = map(part, ("train", "val", "test"))
+def baseline_data(datamodule, splits: dict) -> BaselineData:
+    """The splits (:func:`medtext.baselines.text_splits.read_splits`) as the methods read them."""
+    (train_texts, train_labels), (val_texts, val_labels), (test_texts, test_labels) = (
+        splits[name].part() for name in ("train", "val", "test"))
     return BaselineData(datamodule.label_names, datamodule.multi_label, datamodule.label_descriptions,
                         train_texts, train_labels, val_texts, val_labels, test_texts, test_labels)
 
@@ -80,7 +71,8 @@ def main(args: list[str] | None = None) -> None:
     options.encoder_name = options.encoder_name or cli.config.model.init_args.encoder_name
     method = method_function(options.method)
     datamodule = cli.datamodule
-    data = baseline_data(datamodule)
+    splits = read_splits(datamodule)  # texts only: no baseline reads the data module's token ids
+    data = baseline_data(datamodule, splits)
     print(f"baseline {options.method}: {len(data.train_texts)} train, {len(data.val_texts)} validation, "
           f"{len(data.test_texts)} test abstracts")
     started = time.perf_counter()
@@ -92,7 +84,7 @@ def main(args: list[str] | None = None) -> None:
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     model = StoredScores(datamodule.label_names, datamodule.multi_label, result.probabilities, result.thresholds)
     logger.log_hyperparams({"baseline": {**asdict(options), "chosen": result.chosen}})
-    trainer.test(model, datamodule=datamodule, verbose=False)
+    trainer.test(model, datamodule=TestRows(datamodule, splits["test"]), verbose=False)
     record = {"method": options.method, "options": asdict(options), "chosen": result.chosen,
               "minutes": round(minutes, 3), "train_rows": len(data.train_texts), "val_rows": len(data.val_texts),
               "test_file": str(datamodule.split_file("test"))}
