@@ -6,23 +6,22 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from medtext.commands.compare_table import markdown, terminal, to_csv
 from medtext.core.atomic_files import atomic_write_text
 from medtext.core.errors import DataError
-from medtext.core.spreadsheet_cells import safe_row
 
 
 def read_run(folder: Path) -> dict:
-    """A run's class names, multi-label flag, row ids, true and predicted 0/1 matrices, and a description,
-    from what ``medtext test`` (or ``fit --test_after_fit``, or ``medtext baseline``) wrote in its folder:
-    ``test_predictions.csv`` (per abstract: true and predicted labels) and ``test_per_class.csv`` (the
-    class names in order)."""
+    """A run's class names, multi-label flag, row ids, true and predicted 0/1 matrices, from what ``medtext
+    test`` (or ``fit --test_after_fit``, or ``medtext baseline``) wrote in its folder: ``test_predictions.csv``
+    (per abstract: true and predicted labels) and ``test_per_class.csv`` (the class names in order); and
+    its name, what it is, its training budget and seed (:func:`run_info`)."""
     predictions, per_class = folder / "test_predictions.csv", folder / "test_per_class.csv"
     for path in (predictions, per_class):
         if not path.is_file():
@@ -46,22 +45,95 @@ def read_run(folder: Path) -> dict:
         return out
 
     return {"folder": folder, "names": names, "multi_label": multi_label, "ids": [r[id_column] for r in rows],
-            "true": matrix("true_label"), "predicted": matrix("label"), "what": describe(folder)}
+            "true": matrix("true_label"), "predicted": matrix("label"), **run_info(folder)}
 
 
-def describe(folder: Path) -> str:
-    """``baseline <method>`` for a baseline run; else the head and encoder from the run's config.yaml."""
+def read_mapping(path: Path) -> dict:
+    """A JSON (by its suffix) or YAML file's mapping; ``{}`` when it is missing or unreadable: a run still
+    compares, and what the file would have told is shown as ``?``."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def run_name(folder: Path, config: dict) -> str:
+    """``<logger name>/<version folder>`` (e.g. ``medical_abstracts_minilm_mlp/version_0``): the folder's
+    parent and its own name, which a CSV logger's name and version make, or a W&B run's name and id."""
+    folder = folder.resolve()
+    logger = (config.get("trainer") or {}).get("logger")
+    logger = (logger[0] if logger else None) if isinstance(logger, list) else logger
+    init = (logger.get("init_args") or {}) if isinstance(logger, dict) else {}
+    if "Wandb" in str(logger.get("class_path") if isinstance(logger, dict) else "") and init.get("name"):
+        return f"{init['name']}/{folder.name}"  # the folder is <save_dir>/<project>/<run id>
+    return f"{folder.parent.name}/{folder.name}"
+
+
+def distinct_names(names: list[str], folders: list[Path]) -> list[str]:
+    """Runs that share a name are named by more of their path (``a/tiny/version_0``, ``b/tiny/version_0``);
+    a folder given twice, by its position too."""
+    names = list(names)
+    for name in sorted(set(names)):
+        same = [i for i, other in enumerate(names) if other == name]
+        parts = [folders[i].resolve().parts for i in same]
+        depth = next((d for d in range(3, max(map(len, parts)) + 1) if len({p[-d:] for p in parts}) == len(same)),
+                     None) if len(same) > 1 else None
+        for i, path in zip(same, parts):
+            names[i] = "/".join(path[-depth:]) if depth else names[i]
+    counts = {name: names.count(name) for name in names}
+    return [f"{name} [{i + 1}]" if counts[name] > 1 else name for i, name in enumerate(names)]
+
+
+def training_run(folder: Path, config: dict) -> tuple[Optional[Path], dict]:
+    """The folder of the fit that trained the run, and its config: the run's own for a fit; for ``medtext
+    test --ckpt_path <run>/checkpoints/x.ckpt``, that checkpoint's run, when it is there (else ``None``)."""
+    ckpt = config.get("ckpt_path")
+    if (folder / "checkpoints" / "fit_completed.json").is_file() or not isinstance(ckpt, str) or \
+            not ckpt.endswith(".ckpt"):  # a fit (also one resumed from a checkpoint), or no checkpoint named
+        return folder, config
+    trained = Path(ckpt).parent.parent if Path(ckpt).parent.name == "checkpoints" else Path(ckpt).parent
+    return (trained, read_mapping(trained / "config.yaml")) if (trained / "config.yaml").is_file() else (None, {})
+
+
+def budget(trainer: dict) -> str:
+    """When the fit was set to stop, as Lightning reads the settings: ``2 epochs``, ``500 steps``, ``2 epochs
+    or 500 steps`` (whichever comes first); no max_epochs, max_steps or max_time is Lightning's 1000 epochs."""
+    epochs, steps, time = trainer.get("max_epochs"), trainer.get("max_steps", -1), trainer.get("max_time")
+    if epochs is None and steps in (None, -1) and not time:
+        epochs = 1000
+    parts = [f"{epochs} epoch{'s' * (epochs != 1)}"] if epochs not in (None, -1) else []
+    parts += [f"{steps} steps"] if steps not in (None, -1) else []
+    parts += [f"max_time {time}"] if time else []
+    return " or ".join(parts) or "no limit"
+
+
+def run_info(folder: Path) -> dict[str, str]:
+    """A run's ``name`` (:func:`run_name`), ``what`` (``baseline <method>``, or the head and encoder),
+    training ``budget`` (:func:`budget`) and ``seed``, from the files its command wrote: ``baseline.json``,
+    or ``config.yaml`` (for a ``test`` run, the tested checkpoint's run's). What no file tells is ``?``."""
+    config = read_mapping(folder / "config.yaml")
+    info = {"name": run_name(folder, config), "what": "fine-tuned", "budget": "?", "seed": "?"}
     if (folder / "baseline.json").is_file():
-        return f"baseline {json.loads((folder / 'baseline.json').read_text())['method']}"
-    config_file = folder / "config.yaml"
-    if config_file.is_file():
-        import yaml
-
-        model = (yaml.safe_load(config_file.read_text()) or {}).get("model") or {}
-        init = model.get("init_args") or {}
-        head = (init.get("head") or {}).get("class_path", "MLPHead").rsplit(".", 1)[-1]
-        return f"{head} on {str(init.get('encoder_name', '?')).rstrip('/').rsplit('/', 1)[-1]}"
-    return "fine-tuned"
+        record = read_mapping(folder / "baseline.json")
+        seed = (record.get("options") or {}).get("seed", "?")  # the logistic regressions'
+        return {**info, "what": f"baseline {record.get('method', '?')}", "budget": "no training", "seed": str(seed)}
+    if not config:
+        return info
+    trained, fit_config = training_run(folder, config)
+    model = ((fit_config or config).get("model") or {}).get("init_args") or {}
+    head = ((model.get("head") or {}).get("class_path") or "MLPHead").rsplit(".", 1)[-1]
+    info["what"] = f"{head} on {str(model.get('encoder_name', '?')).rstrip('/').rsplit('/', 1)[-1]}"
+    if trained is None:  # a tested checkpoint whose run folder is not here: its budget and seed are unknown
+        return info
+    if trained.resolve() != folder.resolve():  # a `test` run: what it says is the checkpoint's fit's
+        info["what"] += f", trained in {run_name(trained, fit_config)}"
+    seed = fit_config.get("seed_everything")
+    return {**info, "budget": budget(fit_config.get("trainer") or {}),
+            "seed": "none" if seed in (None, False) else str(seed)}
 
 
 def align(runs: list[dict]) -> None:
@@ -111,7 +183,8 @@ def compare(runs: list[dict], resamples: int = 1000, seed: int = 0) -> list[dict
         point = scores(run["true"], run["predicted"], np.ones((1, n)), run["multi_label"])
         boot = scores(run["true"], run["predicted"], weights, run["multi_label"])
         first = first or (point[key][0], boot[key])
-        row = {"run": str(run["folder"]), "what": run["what"]}
+        row = {"run": run["name"], "folder": str(run["folder"]), "what": run["what"], "budget": run["budget"],
+               "seed": run["seed"]}
         for metric in ("macro_f1", "micro_f1", "accuracy", "exact_match"):
             if metric in point:
                 row[metric] = (point[metric][0], *np.percentile(boot[metric], [2.5, 97.5]))
@@ -120,25 +193,6 @@ def compare(runs: list[dict], resamples: int = 1000, seed: int = 0) -> list[dict
         row[f"delta_{key}"] = (point[key][0] - first[0], *np.percentile(boot[key] - first[1], [2.5, 97.5]))
         table.append(row)
     return table
-
-
-def markdown(table: list[dict]) -> str:
-    metrics = [k for k in table[0] if k not in ("run", "what")]
-    out = ["| run | what | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
-    for row in table:
-        cells = [f"{v:.4f} ({lo:.4f}–{hi:.4f})" for v, lo, hi in (row[k] for k in metrics)]
-        out.append(f"| {row['run']} | {row['what']} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
-
-
-def to_csv(table: list[dict]) -> str:
-    buffer = io.StringIO()
-    metrics = [k for k in table[0] if k not in ("run", "what")]
-    writer = csv.writer(buffer)
-    writer.writerow(safe_row(["run", "what", *(f"{k}{s}" for k in metrics for s in ("", "_ci_low", "_ci_high"))]))
-    for row in table:
-        writer.writerow(safe_row([row["run"], row["what"], *(f"{v:.6f}" for k in metrics for v in row[k])]))
-    return buffer.getvalue()
 
 
 def main(args: list[str] | None = None) -> None:
@@ -154,12 +208,15 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the resamples")
     options = parser.parse_args(args)
     runs = [read_run(Path(folder)) for folder in options.run_dirs]
+    for run, name in zip(runs, distinct_names([run["name"] for run in runs], [run["folder"] for run in runs])):
+        run["name"] = name
     align(runs)
     table = compare(runs, options.resamples, options.seed)
-    text = markdown(table)
-    print(f"{len(runs[0]['ids'])} test abstracts; value (95% bootstrap interval, {options.resamples} resamples); "
-          f"delta_{headline(runs[0]['multi_label'])}: paired, against {runs[0]['folder']}\n\n{text}", end="")
+    print(terminal(table, len(runs[0]["ids"]), options.resamples))
     if options.output_dir:
-        atomic_write_text(Path(options.output_dir) / "comparison.md", text)
-        atomic_write_text(Path(options.output_dir) / "comparison.csv", to_csv(table))
-        print(f"comparison written to {options.output_dir}")
+        files = Path(options.output_dir) / "comparison.md", Path(options.output_dir) / "comparison.csv"
+        atomic_write_text(files[0], markdown(table))
+        atomic_write_text(files[1], to_csv(table))
+        print(f"full table (run folders, four decimals) written to {files[0]} and {files[1]}")
+    else:
+        print("--output_dir DIR writes the full table (run folders, four decimals) to DIR/comparison.md and .csv")
