@@ -1,5 +1,5 @@
 """``python -m medtext predict --model_dir DIR ...`` timed the way ``benchmarks/speed.py`` times the other
-inference paths (run by it, one process each): the CLI itself (``medtext/deploy/onnx_predict.py``), unchanged,
+inference paths (run by it, one process each): the CLI itself (``medtext/deploy/onnx_corpus.py``), unchanged,
 in this process, with the ONNX Runtime session wrapped to record each batch's shape and real tokens.
 
     python benchmarks/onnx_timer.py --out timing.json -- --model_dir DIR --data.predict_file F [--onnx.int8 true]
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("predict_args", nargs=argparse.REMAINDER, help="after --: medtext predict --model_dir arguments")
     args = parser.parse_args()
     predict_args = args.predict_args[1:] if args.predict_args[:1] == ["--"] else args.predict_args
-    from medtext.deploy.onnx_predict import main as onnx_predict
+    from medtext.deploy.onnx_corpus import main as onnx_predict
 
     log = StepLog(0)
     instrument(log)

@@ -24,14 +24,15 @@ from .long_text import LongText, check_long_text
 from .invalid_rows import invalid_texts, skipped_rows_line
 from .readers import read_row_ids, read_table, read_texts, require_column
 from .sampling import stratified_split
+from .streamed_predict import StreamedPredict
 from .soft_targets import check_weight, distillation_targets
 from .token_cache import Truncation, check_truncation, load_or_encode
 from .tokenization import TokenizationSpec, encoder_positions_of
 
-STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+STAGE_FILES = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}  # predict: streamed
 
 
-class AbstractsDataModule(LabelledAbstracts, AbstractsLoaders):
+class AbstractsDataModule(StreamedPredict, LabelledAbstracts, AbstractsLoaders):
     """Abstracts classification data, single-label or multi-label.
 
     Example config (``--data`` of ``python -m medtext fit``)::
@@ -193,7 +194,8 @@ class AbstractsDataModule(LabelledAbstracts, AbstractsLoaders):
         if stage == "validate":
             wanted: tuple = ("val",) if self.split_file("val") else ("train",)
         else:
-            wanted = {"fit": ("train", "val", "test"), "test": ("test",), "predict": ("predict",)}.get(
+            # predict streams its file (streamed_predict.py): nothing is read before
+            wanted = {"fit": ("train", "val", "test"), "test": ("test",), "predict": ()}.get(
                 stage or "", tuple(self.files))
         return [split for split in wanted if self.split_file(split)]
 
@@ -212,6 +214,8 @@ class AbstractsDataModule(LabelledAbstracts, AbstractsLoaders):
             train_idx, val_idx = stratified_split(train["labels"], self.val_fraction, self.split_seed)
             self.datasets["train"] = EncodedAbstracts(train["tokens"], train["labels"], train_idx)
             self.datasets["val"] = EncodedAbstracts(train["tokens"], train["labels"], val_idx)
+        elif stage == "predict":
+            self.predict_source()  # says at once when there is no predict_file
         else:
             for split in STAGE_FILES[stage]:
                 if not self.split_file(split):

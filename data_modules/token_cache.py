@@ -154,14 +154,19 @@ def encode_windows(tokenizer, texts: Sequence[str], spec: TokenizationSpec) -> T
     return ragged(chunks, truncated, np.cumsum(counts, dtype=np.int64))
 
 
-def encode(tokenizer, texts: Sequence[str], spec: TokenizationSpec) -> TokenizedTexts:
+def encode(tokenizer, texts: Sequence[str], spec: TokenizationSpec, count_truncated: bool = True) -> TokenizedTexts:
     """Tokenize with truncation to ``spec.max_length`` and count the abstracts that were truncated.
 
     ``head`` keeps the start of a long abstract; ``head_tail`` its first ``head_tokens`` and its end
     (same length). Abstracts that fit are tokenized identically by both. With windows, see
-    :func:`encode_windows`."""
+    :func:`encode_windows`. Without ``count_truncated`` (a streamed predict says no count), ``head``
+    is one plain tokenizer call: counting asks the tokenizer for every overflow window too."""
     if spec.windows is not None:
         return encode_windows(tokenizer, texts, spec)
+    if not count_truncated and spec.truncation == "head":
+        enc = tokenizer(list(texts), truncation=True, max_length=spec.max_length, return_attention_mask=False,
+                        return_token_type_ids=False)
+        return ragged([np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]], 0)
     chunks: list[np.ndarray] = []
     truncated = 0
     max_length, budget = spec.max_length, spec.budget

@@ -84,9 +84,9 @@ class TokenizationSpec:
             parts += ["windows", str(self.window_stride), str(self.max_windows)]
         return parts
 
-    def encode(self, tokenizer, texts: Sequence[str]) -> TokenizedTexts:
+    def encode(self, tokenizer, texts: Sequence[str], count_truncated: bool = True) -> TokenizedTexts:
         """The token ids of ``texts`` (``data_modules.token_cache.encode``)."""
-        return encode(tokenizer, texts, self)
+        return encode(tokenizer, texts, self, count_truncated)
 
     def describe(self) -> str:
         """What a truncated abstract keeps, for the line ``N of M abstracts truncated to ...``.

@@ -100,7 +100,7 @@ def test_predict_own_file_with_the_demo_checkpoint_by_any_data_module(demo_check
     expected = predict(checkpoint, tmp_path, "plain", "--data.predict_file", str(test_file))[:8]
     mine = own_file(test_file, tmp_path / "mine.jsonl")
     for data_class in ([], ["--data", "data_modules.AbstractsDataModule"]):
-        got = predict(checkpoint, tmp_path, "own", *data_class, "--data.predict_file", str(mine),
+        got = predict(checkpoint, tmp_path, f"own{len(data_class)}", *data_class, "--data.predict_file", str(mine),
                       "--data.text_column", "abstract", "--data.id_column", "pmid",
                       "--predictions.keep_columns", "journal,abstract")
         assert list(got[0])[:2] == ["pmid", "label"] and list(got[0])[-2:] == ["journal", "abstract"]

@@ -100,6 +100,23 @@ def test_predict_model_dir_skips_invalid_rows_as_predict_ckpt_path_does(exported
     assert [r["skipped"] for r in onnx_rows] == ["", "empty text", ""] and onnx_rows[1]["label"] == ""
 
 
+@pytest.mark.slow  # spawns two ONNX Runtime processes
+def test_predict_model_dir_in_worker_processes_writes_the_same_rows(exported, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    outputs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"workers{workers}.parquet"
+        assert main(["predict", "--model_dir", str(exported["dir"]), "--data.predict_file", exported["test_file"],
+                     "--predictions.output_file", str(out), "--predictions.chunk_rows", "3",
+                     "--onnx.workers", workers, "--onnx.threads", "1"]) == 0
+        outputs[workers] = pq.read_table(out).to_pylist()
+    assert [r["row"] for r in outputs["2"]] == [str(i) for i in range(1, DATA["num_test"] + 1)]
+    assert outputs["2"] == outputs["1"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["workers1.parquet", "workers2.parquet"]
+
+
 @pytest.mark.slow  # a fresh interpreter
 def test_predict_model_dir_imports_neither_lightning_nor_torchmetrics(exported, tmp_path):
     """A served export starts without Lightning's import (seconds): checked in a fresh interpreter."""

@@ -13,6 +13,7 @@ from cli_helpers import run, tiny_config
 from conftest import write
 
 from data_modules import AbstractsDataModule
+from data_modules.corpus import CorpusBatches
 from data_modules.token_cache import (
     CACHE_FORMAT,
     cache_key,
@@ -109,8 +110,12 @@ def test_fit_and_config_free_predict_use_head_tail(tiny_encoder, vocabulary, tok
     predicted = run("predict", "--ckpt_path", str(checkpoint), "--data.predict_file", str(predict_file),
                     "--predictions.output_file", str(out))
     assert predicted.datamodule.hparams["truncation"] == "head_tail"
-    tokens = predicted.datamodule.datasets["predict"].tokens
-    assert np.array_equal(tokens.ids, encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, "head_tail", 4)).ids)
+    streamed = CorpusBatches(predicted.datamodule.predict_source(), predicted.datamodule.tokenization, tokenizer)
+    batches = [b for b in streamed if len(b["index"])]
+    ids = {int(i): row[mask.bool()].tolist() for b in batches
+           for i, row, mask in zip(b["index"], b["input_ids"], b["attention_mask"])}
+    expected = encode(tokenizer, texts, spec(tokenizer, MAX_LENGTH, "head_tail", 4))
+    assert [ids[0], ids[1]] == [expected.sequence(0).tolist(), expected.sequence(1).tolist()]
     assert len(out.read_text().splitlines()) == 3
 
 

@@ -12,7 +12,7 @@ import sys
 from typing import Callable, Optional
 
 from medtext.runtime.class_paths import trust_command_line
-from medtext.core.errors import SWEEP_REQUEUE_EXIT, FitCompleted, MedtextError, Requeued
+from medtext.core.errors import SWEEP_REQUEUE_EXIT, FitCompleted, MedtextError, PredictionsComplete, Requeued
 from medtext.core.third_party_noise import quiet_third_party
 
 SIGTERM_EXIT = 128 + 15  # a shell's status for a process ended by SIGTERM
@@ -67,7 +67,7 @@ def run(argv: list[str]) -> None:
     command = argv[0] if argv else None
     trust_command_line(argv[1:])  # class paths a checkpoint may name: medtext/runtime/class_paths.py
     if exported_model_predict(argv):
-        from medtext.deploy.onnx_predict import main as predict_exported
+        from medtext.deploy.onnx_corpus import main as predict_exported
 
         predict_exported(argv[1:])
     elif command in COMMANDS:
@@ -102,7 +102,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     quiet_third_party()
     try:
         run(list(sys.argv[1:] if argv is None else argv))
-    except FitCompleted as completed:  # --ckpt_path auto on a finished run
+    except (FitCompleted, PredictionsComplete) as completed:  # a finished run or output: nothing to do
         print(f"medtext: {completed}")
         return 0
     except Requeued as requeued:  # not an error: the job runs again

@@ -21,7 +21,7 @@ from callbacks.classification_report import run_dir
 from medtext.core.atomic_files import atomic_write_text
 from medtext.baselines import BaselineData, BaselineOptions, method_function
 from medtext.baselines.text_splits import TestRows, read_splits
-from medtext.commands.cli import DataOnlyCLI
+from medtext.commands.data_only_cli import DataOnlyCLI
 
 
 class BaselineCLI(DataOnlyCLI):

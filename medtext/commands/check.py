@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 
-from medtext.commands.cli import DataOnlyCLI
+from medtext.commands.data_only_cli import DataOnlyCLI
 from medtext.runtime.data_report import print_check, write_report
 
 class CheckCLI(DataOnlyCLI):

@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_info
@@ -24,19 +23,18 @@ import data_modules
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
+from medtext.commands.fit_steps import FitSteps
 from medtext.runtime.checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, checkpoint_defaults,
                          read_checkpoint)
 from medtext.runtime.launch_checks import settle_precision, slurm_launch_problem, with_streaming_checkpoints
 from medtext.core.lazy_exports import import_exports
+from medtext.core.third_party_noise import quiet_predict
 from medtext.runtime.class_paths import trust_command_line
 from medtext.model.classifier import TextClassifier
-from medtext.runtime.config_logging import WandbSaveConfigCallback, scrubbed_sys_argv, start_wandb_run, use_scrubbed_wandb_loggers
+from medtext.runtime.config_logging import WandbSaveConfigCallback, start_wandb_run, use_scrubbed_wandb_loggers
 from medtext.runtime.ensemble import add_ensemble_argument, attach_ensemble, check_members
 from medtext.core.errors import DataError
-from medtext.runtime.fit_completion import record_completed
-from medtext.core.requeue_files import saved_step
-from medtext.runtime.resume import keep_csv_rows, resolve_last
-from medtext.runtime.run_lock import RunLocks
+from medtext.runtime.resume import resolve_last
 from medtext.runtime.slurm import prepare_slurm_fit
 from medtext.model.unused_parameters import find_unused_parameters_while_frozen
 from medtext.runtime.wandb_runs import WandbRunId, resume_wandb_run
@@ -52,7 +50,7 @@ class StrictOptionsCLI(LightningCLI):
         return super().init_parser(**{"allow_abbrev": False, **kwargs})
 
 
-class MedtextCLI(StrictOptionsCLI):
+class MedtextCLI(FitSteps, StrictOptionsCLI):
     checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
     ensemble_orders: list = []  # --ensemble FILE ...: each member's class columns in the checkpoint's order
 
@@ -122,6 +120,9 @@ class MedtextCLI(StrictOptionsCLI):
         if problem:
             rank_zero_info(f"medtext: warning: {problem}")
         settle_precision(config.trainer)
+        if self.subcommand == "predict":  # it logs nothing: no logger folder, no W&B run
+            config.trainer.logger = False
+            quiet_predict()
         if self.subcommand == "fit":
             if (config.model.get("init_args") or {}).get("freeze_encoder_epochs"):
                 find_unused_parameters_while_frozen(config.trainer)  # before the run's identity is taken from it
@@ -160,7 +161,19 @@ class MedtextCLI(StrictOptionsCLI):
         start_wandb_run(self.trainer)  # the W&B run records the command line without secrets
         attach_ensemble(self.model, self.config[self.subcommand].get("ensemble") or [], self.ensemble_orders)
 
-    before_validate = before_test = before_predict = _before_evaluation
+    before_validate = before_test = _before_evaluation
+
+    def before_predict(self) -> None:
+        config = self.config[self.subcommand]
+        attach_ensemble(self.model, config.get("ensemble") or [], self.ensemble_orders)
+        models = [config.get("ckpt_path"), *(config.get("ensemble") or [])]
+        for writer in (c for c in self.trainer.callbacks if isinstance(c, PredictionWriter)):
+            writer.model_files = [str(path) for path in models if path]  # the run's identity, for resuming
+
+    def predict(self, model, **kwargs) -> None:
+        """``trainer.predict`` streaming (``data_modules/streamed_predict.py``, ``callbacks/prediction_writer.py``):
+        nothing is kept in memory for a return value."""
+        self.trainer.predict(model, **{**kwargs, "return_predictions": False})
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         """Lightning's, with ``--verbose false`` as the default of ``validate`` and ``test``: the
@@ -168,83 +181,6 @@ class MedtextCLI(StrictOptionsCLI):
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         if add_subcommands:
             self.parser.set_defaults({f"{name}.verbose": False for name in ("validate", "test") if name in self.subcommands()})
-
-    def before_fit(self) -> None:
-        """Lock the run folder (``medtext/runtime/run_lock.py``) until the fit ends; start a W&B run recording the
-        command line without secrets; keep a resumed run's ``metrics.csv`` rows; ``fast_dev_run``: no
-        ``last.ckpt`` either (Lightning skips every other save then)."""
-        self.run_lock = RunLocks()
-        try:
-            self.run_lock.lock_folders(self.trainer)  # rank zero, before anything is written into them
-            with scrubbed_sys_argv():  # a W&B run that starts here (data check, else just below) records it
-                self._prepare_fit()
-                start_wandb_run(self.trainer)
-            self.run_lock.lock_folders(self.trainer)  # a new W&B run's, now that it has its id
-        except BaseException:
-            self.run_lock.close()
-            raise
-
-    def _prepare_fit(self) -> None:
-        if self.config[self.subcommand].get("ckpt_path"):
-            ckpt_path = Path(self.config[self.subcommand]["ckpt_path"])  # a resumed run keeps the rows logged before
-            keep_csv_rows(self.trainer, saved_step(ckpt_path) if ckpt_path.is_file() else None)
-        if self.trainer.fast_dev_run:
-            for callback in self.trainer.checkpoint_callbacks:
-                if isinstance(callback, ModelCheckpoint):
-                    callback.save_last = None
-        if isinstance(self.datamodule, AbstractsDataModule):  # the data report and leak warning (rank 0)
-            from medtext.runtime.data_report import check_before_fit
-
-            check_before_fit(self.trainer, self.datamodule)
-
-    def fit(self, model, **kwargs) -> None:
-        """``trainer.fit``, with SlurmRequeue's signal handler kept until the command ends (a signal during
-        the test after fit lets the test finish, callbacks/slurm_requeue.py); a failure ends the fit."""
-        for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
-            requeuer.hold_handler = True
-        try:
-            self.trainer.fit(model, **kwargs)
-        except BaseException:
-            self._end_fit()
-            raise
-
-    def after_fit(self) -> None:
-        try:
-            tested = self._test_after_fit()
-            self._record_completed(tested)
-        finally:
-            self._end_fit()
-
-    def _record_completed(self, tested: bool) -> None:
-        """``fit_completed.json`` beside ``last.ckpt``: ``--ckpt_path auto`` run again has nothing to do."""
-        # by name, not last_model_path: a resumed run that trained nothing saved no last.ckpt of its own
-        lasts = [Path(c.dirpath) / f"{c.CHECKPOINT_NAME_LAST}{c.FILE_EXTENSION}" for c in self.trainer.checkpoint_callbacks
-                 if isinstance(c, ModelCheckpoint) and c.save_last and c.dirpath]
-        if lasts and self.trainer.is_global_zero and lasts[0].is_file():
-            # the step last.ckpt holds: with save_last alone, Lightning refreshes it only with a new best
-            step = saved_step(lasts[0])
-            if step is not None:
-                record_completed(lasts[0], step, self.config[self.subcommand].trainer, tested)
-
-    def _end_fit(self) -> None:
-        """The command's last step: the lock file and the run's leftover temporary files go, and the
-        requeue signal's default action is back."""
-        self.run_lock.close()
-        for requeuer in (c for c in self.trainer.callbacks if isinstance(c, SlurmRequeue)):
-            requeuer.release()
-
-    def _test_after_fit(self) -> bool:
-        """Test the best checkpoint when asked; whether a test ran."""
-        config = self.config[self.subcommand]
-        if not config.get("test_after_fit"):
-            return False
-        if not self.datamodule.split_file("test"):
-            rank_zero_info("test_after_fit: no data.test_file, skipping the test")
-            return False
-        checkpoint = self.trainer.checkpoint_callback  # the first ModelCheckpoint: the best by its metric
-        ckpt_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
-        return True
 
 
 @contextlib.contextmanager
@@ -254,29 +190,6 @@ def own_arguments():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         yield
-
-
-class DataOnlyCLI(MedtextCLI):
-    """The ``fit`` parser (task configs compose as for ``fit``) for commands that build only the data
-    module (``check``, ``baseline``): no model, no trainer, no run folder at parse time."""
-
-    def before_instantiate_classes(self) -> None:
-        """Nothing: no trainer, no run folder."""
-
-    def instantiate_classes(self) -> None:
-        from jsonargparse import ArgumentParser, Namespace
-
-        parser = ArgumentParser()
-        parser.add_subclass_arguments(AbstractsDataModule, "data")
-        self.datamodule = parser.instantiate_classes(Namespace(data=self.config.data)).data
-        self.model = self.trainer = None
-
-    @classmethod
-    def parse(cls, args: Optional[list[str]], command: str, description: str) -> "DataOnlyCLI":
-        with own_arguments():
-            return cls(TextClassifier, AbstractsDataModule, args=args, run=False, subclass_mode_model=True,
-                       subclass_mode_data=True, auto_configure_optimizers=False,
-                       parser_kwargs={"prog": f"medtext {command}", "description": description})
 
 
 def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:

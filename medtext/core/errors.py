@@ -23,6 +23,11 @@ class FitCompleted(Exception):
     exit status 0 (a requeued job's seed loop skips its finished fits)."""
 
 
+class PredictionsComplete(Exception):
+    """``predict`` found its output already written by the same command (``medtext/core/prediction_parts.py``):
+    nothing to do, exit status 0."""
+
+
 class Requeued(Exception):
     """Raised on every rank once a requeue checkpoint is saved and the job requeued: the run stops at
     once (no validation, no test, no further checkpoint); ``python -m medtext`` exits with status 0

@@ -14,12 +14,24 @@ WARNINGS = (  # regular expressions matched at the start of a warning's message
     r"The number of training batches \(\d+\) is smaller than the logging interval",  # small data: known
 )
 TIPS = ("💡 Tip:",)  # Lightning's advertisements for its cloud products
+PREDICT_WARNINGS = (  # predict streams a corpus with a checkpoint's weights alone: these are expected
+    r"Couldn't infer the batch indices fetched from your dataloader",
+    r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided",
+)
+PREDICT_LINES = ("Seed set to", "GPU available:", "TPU available:", "HPU available:", "Restoring states from the checkpoint path",
+                 "Loaded model weights from the checkpoint")  # predict prints its progress and one summary
 LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
 
 
 class _WithoutTips(logging.Filter):
+    starts = TIPS
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(TIPS)
+        return not str(record.getMessage()).startswith(self.starts)
+
+
+class _WithoutPredictLines(_WithoutTips):
+    starts = PREDICT_LINES
 
 
 def quiet_third_party() -> None:
@@ -30,3 +42,14 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _WithoutTips) for f in logger.filters):
             logger.addFilter(_WithoutTips())
+
+
+def quiet_predict() -> None:
+    """For ``predict``: also Lightning's device and checkpoint-restoring lines and its notes on a loader
+    without a sampler; the progress bar and medtext's summary line stay."""
+    for message in PREDICT_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in (*LOGGERS, "lightning_fabric.utilities.seed"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WithoutPredictLines) for f in logger.filters):
+            logger.addFilter(_WithoutPredictLines())

@@ -1,14 +1,11 @@
-"""``python -m medtext predict --model_dir DIR --data.predict_file F``: a folder written by ``medtext export
---export.format onnx`` run with ONNX Runtime, the predictions file as ``predict --ckpt_path`` writes it.
-
-    python -m medtext predict --model_dir exported/ --data.predict_file new.csv --predictions.output_file out.csv
+"""A folder written by ``medtext export --export.format onnx``, run with ONNX Runtime: its settings, its
+tokenization and its graph (``ExportedModel``). ``medtext/deploy/onnx_corpus.py`` is the command.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -92,7 +89,7 @@ class ExportedModel:
     def tokenize(self, texts: Sequence[str]):
         """Token ids as the checkpoint's data module made them (a ``TokenizedTexts``; ``head`` or
         ``head_tail`` truncation, or ``long_text: windows``)."""
-        return self.tokenization.encode(self.tokenizer, list(texts))
+        return self.tokenization.encode(self.tokenizer, list(texts), count_truncated=False)
 
     @functools.cached_property
     def tokenization(self):
@@ -140,65 +137,3 @@ class ExportedModel:
             return (decided if applied else sigmoid(logits)), predictions
         decided = softmax(scaled)
         return (decided if applied else softmax(logits)), decided.argmax(-1)
-
-
-def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    parser = ArgumentParser(prog="medtext predict", allow_abbrev=False, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
-    parser.add_argument("--model_dir", type=str, required=True, help="a folder written by medtext export --export.format onnx")
-    parser.add_argument("--data.predict_file", type=str, required=True, help="abstracts to label (CSV, TSV, JSON Lines, Parquet)")
-    parser.add_argument("--data.text_column", type=Optional[str], default=None, help="default: the checkpoint's")
-    parser.add_argument("--data.id_column", type=Optional[str], default=None, help="default: the checkpoint's, else row numbers")
-    parser.add_argument("--data.file_format", type=Optional[str], default=None, help="csv, tsv, jsonl or parquet")
-    parser.add_argument("--data.batch_size", type=int, default=16, help="abstracts (windows) per batch")
-    parser.add_argument("--data.skip_invalid_rows", type=bool, default=False,
-                        help="leave out rows that cannot be classified (an empty text) and write them with a reason")
-    parser.add_argument("--predictions.output_file", type=str, default="predictions.csv", help="where to write")
-    parser.add_argument("--predictions.keep_columns", type=Optional[str], default=None, help="input columns to copy, a,b")
-    parser.add_argument("--predictions.escape_formulas", type=bool, default=True,
-                        help="write cells a spreadsheet would run (=..., @..., -x) with a leading '")
-    parser.add_argument("--onnx.int8", type=bool, default=False, help="run the int8 graph (export --export.quantize int8)")
-    parser.add_argument("--onnx.threads", type=Optional[int], default=None, help="ONNX Runtime intra-op threads")
-    return parser
-
-
-def main(args: Optional[list[str]] = None) -> None:
-    """``medtext predict --model_dir DIR --data.predict_file F [--predictions.output_file OUT] [--data.batch_size N]``."""
-    from callbacks.report_files import write_predictions_csv
-    from data_modules.invalid_rows import invalid_texts, skipped_rows_line
-    from data_modules.readers import read_row_ids, read_table, read_texts, require_column
-
-    options = build_parser().parse_args(args)
-    if options.data.batch_size < 1:
-        raise MedtextError(f"data.batch_size must be >= 1, not {options.data.batch_size}")
-    model = ExportedModel(options.model_dir, options.onnx.int8, options.onnx.threads)
-    defaults = model.settings["data"]
-    path, file_format = options.data.predict_file, options.data.file_format or defaults.get("file_format")
-    id_column = options.data.id_column or defaults.get("id_column")
-    frame = read_table(path, file_format)
-    row_ids = read_row_ids(frame, path, id_column)
-    skipping = options.data.skip_invalid_rows
-    texts = read_texts(frame, path, options.data.text_column or defaults["text_column"], row_ids if id_column else None,
-                       allow_invalid=skipping)
-    skipped = invalid_texts(texts) if skipping else {}
-    rows = np.array([row for row in range(len(texts)) if row not in skipped], dtype=np.int64)
-    if skipped:
-        print(skipped_rows_line(path, skipped, len(texts)))
-    keep = [c.strip() for c in (options.predictions.keep_columns or "").split(",") if c.strip()]
-    kept = {column: require_column(frame, path, column, "kept").tolist() for column in keep}
-    began = time.perf_counter()
-    logits = model.logits([texts[row] for row in rows], options.data.batch_size)
-    if not np.isfinite(logits).all():  # a graph with non-finite weights: no nan probabilities, no class 0
-        row = int(rows[np.flatnonzero(~np.isfinite(logits).all(axis=-1))[0]])
-        raise MedtextError(f"{options.model_dir}: the model's outputs are not finite (first at {path} row {row + 1}); "
-                           "its weights are broken: export the checkpoint again")
-    probabilities, predictions = model.decide(logits)
-    seconds = time.perf_counter() - began
-    write_predictions_csv(Path(options.predictions.output_file), id_column or "row", row_ids, model.label_names,
-                          rows, predictions, probabilities, kept=kept,
-                          escape_formulas=options.predictions.escape_formulas, skipped=skipped)
-    also = f" and {len(skipped)} skipped rows (column skipped: why)" if skipped else ""
-    print(f"wrote {len(rows)} predictions{also} to {options.predictions.output_file} "
-          f"({len(rows) / max(seconds, 1e-9):.1f} abstracts/s)")

@@ -230,6 +230,8 @@ class TextClassifier(pl.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         """Per abstract: its ``index`` in the data, the class ``probabilities`` and the
         ``predictions`` (class ids; multi-label: 0/1 per label at the checkpoint's thresholds)."""
+        if not len(batch["index"]):  # a streamed chunk whose rows were all skipped: it still says so
+            return {}
         scored = self.logits(batch["input_ids"], batch["attention_mask"])
         check_outputs(self, scored.raw, "predict")  # no NaN probabilities, no class 0 from NaN
         decided = self.task.probabilities(scored.scaled)  # decisions: calibration on or off, the same

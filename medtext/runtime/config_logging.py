@@ -169,6 +169,8 @@ class WandbSaveConfigCallback(SaveConfigCallback):
     resolved config to the W&B run, when a ``WandbLogger`` is in use."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "predict":  # predict writes its output file and nothing else
+            return
         logger = wandb_logger(trainer)
         if logger is not None:
             if not isinstance(logger, ScrubbedWandbLogger):  # a WandbLogger subclass of the user's own
