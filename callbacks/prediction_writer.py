@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 
 from medtext.core.prediction_parts import PredictionParts, file_identity
 from medtext.core.prediction_table import (PredictedChunk, PredictionColumns, merge_chunks, output_format,
-                                           write_chunk)
+                                           summary_line, write_chunk)
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -117,12 +117,7 @@ class PredictionWriter(BasePredictionWriter):
         rows = self._rows_total()
         self.parts.finish(self.chunks_total, lambda parts, handle: merge_chunks(
             parts, self.format, self.columns, handle, self.escape_formulas), rows)
-        seconds = time.perf_counter() - self.began
-        also = f" and {skipped} skipped rows (column skipped: why)" if skipped else ""
-        earlier = rows - predicted - skipped
-        before = f"; {rows} rows in all, {earlier} from the interrupted run's chunks" if earlier > 0 else ""
-        self.summary = (f"wrote {predicted} predictions{also} to {self.written} "
-                        f"({predicted / max(seconds, 1e-9):.1f} abstracts/s){before}")
+        self.summary = summary_line(self.written, predicted, skipped, rows, time.perf_counter() - self.began)
 
     def _rows_total(self) -> int:
         return (self.chunks_total - 1) * self.chunk_rows + self._last_chunk_rows() if self.chunks_total else 0

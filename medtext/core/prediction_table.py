@@ -166,3 +166,11 @@ def merge_chunks(parts: Sequence[Path], fmt: str, columns: PredictionColumns, ha
         with open(part, "rb") as source:
             while block := source.read(1 << 20):
                 handle.write(block)
+
+
+def summary_line(output: str | Path, predicted: int, skipped: int, rows: int, seconds: float) -> str:
+    """What a finished predict says: rows predicted and skipped by this run, and those an interrupted run wrote."""
+    also = f" and {skipped} skipped rows (column skipped: why)" if skipped else ""
+    earlier = rows - predicted - skipped
+    before = f"; {rows} rows in all, {earlier} from the interrupted run's chunks" if earlier > 0 else ""
+    return f"wrote {predicted} predictions{also} to {output} ({predicted / max(seconds, 1e-9):.1f} abstracts/s){before}"

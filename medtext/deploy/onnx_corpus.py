@@ -20,7 +20,7 @@ import numpy as np
 from medtext.core.errors import MedtextError
 from medtext.core.prediction_parts import PredictionParts, file_identity
 from medtext.core.prediction_table import (PredictedChunk, PredictionColumns, merge_chunks, output_format,
-                                           write_chunk)
+                                           summary_line, write_chunk)
 
 
 def build_parser():
@@ -164,8 +164,4 @@ def main(args: Optional[list[str]] = None) -> None:
                                                                  options.predictions.escape_formulas), rows)
     finally:
         parts.close()
-    seconds = time.perf_counter() - began
-    also = f" and {skipped} skipped rows (column skipped: why)" if skipped else ""
-    earlier = rows - predicted - skipped
-    before = f"; {rows} rows in all, {earlier} from the interrupted run's chunks" if earlier > 0 else ""
-    print(f"wrote {predicted} predictions{also} to {out} ({predicted / max(seconds, 1e-9):.1f} abstracts/s){before}")
+    print(summary_line(out, predicted, skipped, rows, time.perf_counter() - began))
