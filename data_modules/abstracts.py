@@ -219,7 +219,7 @@ class AbstractsDataModule(StreamedPredict, LabelledAbstracts, AbstractsLoaders):
         else:
             for split in STAGE_FILES[stage]:
                 if not self.split_file(split):
-                    raise DataError(f"the {stage} stage needs data.{split}_file")
+                    raise DataError(f"the {getattr(stage, 'value', stage)} stage needs data.{split}_file")
                 data = self.load_split(split)
                 kept = [row for row in range(len(data["tokens"])) if row not in data["invalid"]]
                 self.datasets[split] = EncodedAbstracts(data["tokens"], data["labels"], kept if data["invalid"] else None)

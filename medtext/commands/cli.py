@@ -37,6 +37,7 @@ from medtext.core.errors import DataError
 from medtext.runtime.resume import resolve_last
 from medtext.runtime.slurm import prepare_slurm_fit
 from medtext.model.unused_parameters import find_unused_parameters_while_frozen
+from medtext.runtime.saved_data_settings import hint_for, prefer_given_labels_file, saved_settings_in_effect
 from medtext.runtime.wandb_runs import WandbRunId, resume_wandb_run
 
 import_exports(callbacks, data_modules)  # short class names (``--data HoCDataModule``) resolve among imported classes
@@ -53,6 +54,7 @@ class StrictOptionsCLI(LightningCLI):
 class MedtextCLI(FitSteps, StrictOptionsCLI):
     checkpoint: Optional[CheckpointSettings] = None  # --ckpt_path FILE: its classes are the truth
     ensemble_orders: list = []  # --ensemble FILE ...: each member's class columns in the checkpoint's order
+    saved_data: Optional[tuple[str, dict]] = None  # (checkpoint, its data settings this command still uses)
 
     def __init__(self, *args, **kwargs) -> None:
         command_line = kwargs.get("args")
@@ -138,9 +140,23 @@ class MedtextCLI(FitSteps, StrictOptionsCLI):
         ckpt_path = config.get("ckpt_path")
         if isinstance(ckpt_path, (str, Path)) and Path(ckpt_path).is_file():
             self.checkpoint = read_checkpoint(ckpt_path)  # its classes: the truth, also when resuming
+            if self.subcommand in EVALUATION_COMMANDS:  # a given labels_file beats the saved label_map
+                prefer_given_labels_file(config.data, self.checkpoint.data)
+                self.saved_data = (str(ckpt_path), saved_settings_in_effect(config.data, self.checkpoint.data))
         if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
             raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
         self.ensemble_orders = check_members(config.get("ensemble") or [], self.checkpoint)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Lightning's, with a data error that a checkpoint's saved data setting caused saying which
+        setting and how to override it (``medtext/runtime/saved_data_settings.py``)."""
+        try:
+            super()._run_subcommand(subcommand)
+        except DataError as err:
+            hint = hint_for(str(err), self.saved_data[1], self.saved_data[0]) if self.saved_data else None
+            if hint is None:
+                raise
+            raise DataError(f"{err}; {hint}") from None
 
     def instantiate_trainer(self, **kwargs):
         """Checkpoints stream to disk (no in-memory copy) unless the config brings its own CheckpointIO.
