@@ -38,4 +38,4 @@ def test_every_data_option_has_a_description(name, capsys):
 def test_usage_names_medtext(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
-    assert capsys.readouterr().out.startswith(f"usage: medtext [options] {command} ")
+    assert capsys.readouterr().out.startswith(f"usage: medtext {command} ")

@@ -81,20 +81,22 @@ def test_a_bad_checkpoint_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["fit", "--config", "configs/demo.yaml", "--trainer.max_epoch", "1", "--print_config"],
-    ["check", "--config", "configs/demo.yaml", "--data.num_trai", "5"],
-    ["pretrain", "--config", "configs/pretrain/minilm_medical_abstracts.yaml", "--trainer.max_epoch", "1", "--print_config"],
-    ["export", "--ckpt_path", "x.ckpt", "--export.form", "hf", "out"],
-    ["compare", "a", "b", "--resample", "10"],
-    ["explain", "--ckpt_pat", "x.ckpt"],
-    ["predict", "--model_dir", "m", "--data.predict_fil", "x.csv"],
-    ["download", "bert-base-uncased", "--cache_di", "x"],
+@pytest.mark.parametrize("argv, full", [
+    (["fit", "--config", "configs/demo.yaml", "--trainer.max_epoch", "1", "--print_config"], "--trainer.max_epochs"),
+    (["check", "--config", "configs/demo.yaml", "--data.num_trai", "5"], "--data.num_train"),
+    (["pretrain", "--config", "configs/pretrain/minilm_medical_abstracts.yaml", "--trainer.max_epoch", "1",
+      "--print_config"], "--trainer.max_epochs"),
+    (["export", "--ckpt_path", "x.ckpt", "--export.form", "hf", "out"], "--export.format"),
+    (["compare", "a", "b", "--resample", "10"], "--resamples"),
+    (["explain", "--ckpt_pat", "x.ckpt"], "--ckpt_path"),
+    (["predict", "--model_dir", "m", "--data.predict_fil", "x.csv"], "--data.predict_file"),
+    (["download", "bert-base-uncased", "--cache_di", "x"], "--cache_dir"),
 ])
-def test_an_abbreviated_option_is_refused(argv, capsys, monkeypatch):
+def test_an_abbreviated_option_is_refused_in_one_line_naming_the_option(argv, full, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
-    abbreviated = next(arg for arg in argv if arg in ("--trainer.max_epoch", "--data.num_trai", "--export.form",
-                                                      "--resample", "--ckpt_pat", "--data.predict_fil", "--cache_di"))
-    assert exit_info.value.code == 2 and abbreviated.lstrip("-").split(".")[-1] in capsys.readouterr().err
+    abbreviated = next(arg for arg in argv if full.startswith(arg) and arg.startswith("--") and arg != full)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"medtext {argv[0]}: error: ") and abbreviated in err and f"did you mean {full}" in err

@@ -23,15 +23,17 @@ import data_modules
 from callbacks import ClassificationReport, MetricTables, PredictionWriter, RNGStateCheckpoint, SlurmRequeue
 from data_modules import AbstractsDataModule
 
+from medtext.commands.command_parser import LightningCommandParser
 from medtext.commands.fit_steps import FitSteps
 from medtext.runtime.checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, checkpoint_defaults,
                          read_checkpoint)
 from medtext.runtime.launch_checks import settle_precision, slurm_launch_problem, with_streaming_checkpoints
 from medtext.core.lazy_exports import import_exports
-from medtext.core.third_party_noise import quiet_predict
+from medtext.core.third_party_noise import quiet_evaluation, quiet_predict
 from medtext.runtime.class_paths import trust_command_line
 from medtext.model.classifier import TextClassifier
 from medtext.runtime.config_logging import WandbSaveConfigCallback, start_wandb_run, use_scrubbed_wandb_loggers
+from medtext.runtime.evaluation_folder import use_evaluation_folder
 from medtext.runtime.ensemble import add_ensemble_argument, attach_ensemble, check_members
 from medtext.core.errors import DataError
 from medtext.runtime.resume import resolve_last
@@ -44,10 +46,13 @@ import_exports(callbacks, data_modules)  # short class names (``--data HoCDataMo
 
 
 class StrictOptionsCLI(LightningCLI):
-    """Lightning's CLI whose main parser and subcommand parsers refuse abbreviated options:
-    ``--trainer.max_epoch 1`` is an error, never ``--trainer.max_epochs 1`` (``fit`` and ``pretrain``)."""
+    """Lightning's CLI whose main parser and subcommand parsers refuse abbreviated options
+    (``--trainer.max_epoch 1`` is an error, never ``--trainer.max_epochs 1``) and report an argument
+    error in one line (``fit`` and ``pretrain``)."""
 
     def init_parser(self, **kwargs) -> LightningArgumentParser:
+        if self.parser_class is LightningArgumentParser:  # one-line argument errors, "did you mean"
+            self.parser_class = LightningCommandParser
         return super().init_parser(**{"allow_abbrev": False, **kwargs})
 
 
@@ -78,6 +83,10 @@ class MedtextCLI(FitSteps, StrictOptionsCLI):
         add_ensemble_argument(parser)  # validate/test/predict --ensemble B.ckpt ...: medtext/runtime/ensemble.py
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on data.test_file")
+        parser.add_argument("--keep_last", type=bool, default=True,
+                            help="false: once the fit completes, remove its last.ckpt (the full state, to resume); "
+                                 "the best checkpoint stays")
+        parser.add_help_actions(AbstractsDataModule, TextClassifier)  # --help fits a screen: short_help.py
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Lightning's, with ``validate``/``test``/``predict --ckpt_path FILE`` taking the checkpoint's
@@ -143,6 +152,9 @@ class MedtextCLI(FitSteps, StrictOptionsCLI):
             if self.subcommand in EVALUATION_COMMANDS:  # a given labels_file beats the saved label_map
                 prefer_given_labels_file(config.data, self.checkpoint.data)
                 self.saved_data = (str(ckpt_path), saved_settings_in_effect(config.data, self.checkpoint.data))
+            if self.subcommand in ("validate", "test"):  # the report goes to the checkpoint's run
+                use_evaluation_folder(config, self.subcommand, Path(ckpt_path))
+                quiet_evaluation()
         if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
             raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
         self.ensemble_orders = check_members(config.get("ensemble") or [], self.checkpoint)

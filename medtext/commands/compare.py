@@ -197,9 +197,11 @@ def compare(runs: list[dict], resamples: int = 1000, seed: int = 0) -> list[dict
 
 def main(args: list[str] | None = None) -> None:
     """``medtext compare RUN_DIR [RUN_DIR ...] [--output_dir DIR] [--resamples N] [--seed S]``."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(prog="medtext compare", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    from medtext.core.argument_errors import CommandParser
+
+    parser = CommandParser(prog="medtext compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", type=str, metavar="RUN_DIR", help="folders with test_predictions.csv")
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("--output_dir", type=Optional[str], default=None,

@@ -86,9 +86,11 @@ def download(encoder: str, cache_dir: Optional[str] = None) -> Path:
 
 def main(args: Optional[list[str]] = None) -> None:
     """``medtext download ENCODER [--cache_dir DIR]``: :func:`download`, its signature the options."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(prog="medtext download", allow_abbrev=False, description=download.__doc__.split("\n\n")[0])
+    from medtext.core.argument_errors import CommandParser
+
+    parser = CommandParser(prog="medtext download", description=download.__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_function_arguments(download, as_positional=True)
     options = parser.parse_args(args)

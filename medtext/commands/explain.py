@@ -153,13 +153,15 @@ def explain_texts(model, tokenizer, texts: list[str], spec, method: str | None =
 
 
 def build_parser(settings) -> object:
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
+
+    from medtext.core.argument_errors import CommandParser
 
     from data_modules import AbstractsDataModule
 
     description = (__doc__.split("\n\n")[0] + " The data options (--data.NAME VALUE, the same as "
                    "--data.init_args.NAME VALUE) default to the checkpoint's; --data.predict_file is needed.")
-    parser = ArgumentParser(prog="medtext explain", allow_abbrev=False, description=description)
+    parser = CommandParser(prog="medtext explain", description=description)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     parser.add_argument("--ckpt_path", type=str, required=True, help="the checkpoint to explain")
     parser.add_subclass_arguments(AbstractsDataModule, "data", required=False,

@@ -191,9 +191,11 @@ def export_onnx(ckpt_path: Path, out_dir: Path, quantize: Optional[str] = None, 
 
 def main(args: Optional[list[str]] = None) -> None:
     """``medtext export --ckpt_path CKPT [--export.format onnx|hf] [--export.quantize int8] OUT_DIR``."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(prog="medtext export", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    from medtext.core.argument_errors import CommandParser
+
+    parser = CommandParser(prog="medtext export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("out_dir", type=str, help="the folder to write")
     parser.add_argument("--ckpt_path", type=str, required=True, help="a medtext checkpoint")
@@ -218,9 +220,11 @@ def main(args: Optional[list[str]] = None) -> None:
 def hf_export_main(args: Optional[list[str]] = None) -> None:
     """``medtext hf-export CKPT OUT_DIR [--overwrite true]``: the earlier spelling of
     ``medtext export --ckpt_path CKPT --export.format hf OUT_DIR``, kept for scripts that use it."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(prog="medtext hf-export", allow_abbrev=False, description="the same as: medtext export --export.format hf")
+    from medtext.core.argument_errors import CommandParser
+
+    parser = CommandParser(prog="medtext hf-export", description="the same as: medtext export --export.format hf")
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("ckpt_path", type=str, help="a medtext checkpoint with a BERT-style MLP head")
     parser.add_argument("out_dir", type=str, help="the folder to write")

@@ -77,7 +77,30 @@ class FitSteps:
             # the step last.ckpt holds: with save_last alone, Lightning refreshes it only with a new best
             step = saved_step(lasts[0])
             if step is not None:
-                record_completed(lasts[0], step, self.config[self.subcommand].trainer, tested)
+                remove = not self.config[self.subcommand].get("keep_last", True) and self._best_kept(lasts[0])
+                # recorded first: killed before the removal, the record still matches the last.ckpt left
+                record_completed(lasts[0], step, self.config[self.subcommand].trainer, tested, last_removed=remove)
+                self._settle_last(lasts[0], remove)
+
+    def _best_kept(self, last: Path) -> bool:
+        """Whether a best checkpoint other than ``last`` exists: only then may ``last.ckpt`` go."""
+        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
+        if best and Path(best).is_file() and Path(best).resolve() != last.resolve():
+            return True
+        rank_zero_info(f"--keep_last false: no best checkpoint besides {last}, which is kept")
+        return False
+
+    def _settle_last(self, last: Path, remove: bool) -> None:
+        """``--keep_last false``: the completed run's ``last.ckpt`` goes (the best checkpoint stays);
+        otherwise say where it is and what it costs."""
+        if remove:
+            last.unlink(missing_ok=True)
+            rank_zero_info(f"removed {last} (--keep_last false); the best checkpoint stays: "
+                           f"{self.trainer.checkpoint_callback.best_model_path}")
+        else:
+            megabytes = last.stat().st_size / 2**20
+            rank_zero_info(f"last.ckpt: {last} ({megabytes:,.0f} MB, the full training state, to resume or train on; "
+                           "fit --keep_last false removes it once a fit completes)")
 
     def _end_fit(self) -> None:
         """The command's last step: the lock file and the run's leftover temporary files go, and the

@@ -14,9 +14,11 @@ WARNINGS = (  # regular expressions matched at the start of a warning's message
     r"The number of training batches \(\d+\) is smaller than the logging interval",  # small data: known
 )
 TIPS = ("💡 Tip:",)  # Lightning's advertisements for its cloud products
-PREDICT_WARNINGS = (  # predict streams a corpus with a checkpoint's weights alone: these are expected
+# validate/test/predict --ckpt_path use a checkpoint's weights alone: fit's callbacks are not needed
+CHECKPOINT_CALLBACKS = r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided"
+PREDICT_WARNINGS = (  # predict streams a corpus: this is expected
     r"Couldn't infer the batch indices fetched from your dataloader",
-    r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided",
+    CHECKPOINT_CALLBACKS,
 )
 PREDICT_LINES = ("Seed set to", "GPU available:", "TPU available:", "HPU available:", "Restoring states from the checkpoint path",
                  "Loaded model weights from the checkpoint")  # predict prints its progress and one summary
@@ -42,6 +44,11 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _WithoutTips) for f in logger.filters):
             logger.addFilter(_WithoutTips())
+
+
+def quiet_evaluation() -> None:
+    """For ``validate``/``test --ckpt_path``: Lightning's note that fit's callbacks are missing."""
+    warnings.filterwarnings("ignore", message=CHECKPOINT_CALLBACKS)
 
 
 def quiet_predict() -> None:

@@ -24,9 +24,11 @@ from medtext.core.prediction_table import (PredictedChunk, PredictionColumns, me
 
 
 def build_parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(prog="medtext predict", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    from medtext.core.argument_errors import CommandParser
+
+    parser = CommandParser(prog="medtext predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="these options from a YAML file")
     parser.add_argument("--model_dir", type=str, required=True, help="a folder written by medtext export --export.format onnx")
     parser.add_argument("--data.predict_file", type=str, required=True, help="abstracts to label (CSV, TSV, JSON Lines, Parquet)")

@@ -19,12 +19,26 @@ def stop_settings(trainer_config: Any) -> dict[str, Any]:
     return {key: trainer_config.get(key) for key in STOP_SETTINGS}
 
 
-def record_completed(last: Path, step: int, trainer_config: Any, tested: bool) -> None:
+def record_completed(last: Path, step: int, trainer_config: Any, tested: bool, last_removed: bool = False) -> None:
     """Write the completion record of the run whose ``last.ckpt`` is ``last``: the step it holds and the
-    settings that decide when training stops. Global rank zero, after ``fit`` (and ``--test_after_fit``)
-    ended normally."""
-    record = {"last_checkpoint": last.name, "global_step": step, "tested": tested, **stop_settings(trainer_config)}
+    settings that decide when training stops; ``last_removed``: ``fit --keep_last false`` deleted it. Global
+    rank zero, after ``fit`` (and ``--test_after_fit``) ended normally."""
+    record = {"last_checkpoint": last.name, "global_step": step, "tested": tested, "last_removed": last_removed,
+              **stop_settings(trainer_config)}
     atomic_write_text(last.parent / COMPLETED_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def removed_last(checkpoints: Path) -> Optional[Path]:
+    """The ``last.ckpt`` path of a completed run whose ``last.ckpt`` ``--keep_last false`` removed: the run
+    is still found by ``--ckpt_path last``/``auto``, which then say it completed."""
+    try:
+        record = json.loads((checkpoints / COMPLETED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not record.get("last_removed") or not record.get("last_checkpoint"):
+        return None
+    last = checkpoints / str(record["last_checkpoint"])
+    return None if last.exists() else last
 
 
 def completed_record(last: Path, step: Optional[int], fit_config: Any) -> Optional[Path]:
@@ -37,7 +51,8 @@ def completed_record(last: Path, step: Optional[int], fit_config: Any) -> Option
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None  # none, or unreadable: resuming is always safe
-    if not isinstance(record, dict) or step is None or record.get("global_step") != step:
+    removed = isinstance(record, dict) and record.get("last_removed") and not last.exists()
+    if not isinstance(record, dict) or (not removed and (step is None or record.get("global_step") != step)):
         return None  # trained on after the record (or another last.ckpt)
     if record.get("last_checkpoint") != last.name or stop_settings(record) != stop_settings(fit_config.trainer):
         return None  # a longer max_epochs: train on

@@ -16,7 +16,7 @@ import yaml
 
 from medtext.core.atomic_files import atomic_write_text
 from medtext.core.errors import FitCompleted, MedtextError
-from medtext.runtime.fit_completion import completed_record
+from medtext.runtime.fit_completion import completed_record, removed_last
 from medtext.core.requeue_files import newest_state, run_requeue_checkpoints, saved_step
 from medtext.core.requeue_files import newest_last
 
@@ -100,13 +100,13 @@ def find_last(fit_config, option: str = "last") -> Path:
     listing them."""
     folder, run, _ = _logger_runs(fit_config)
     if run is not None:
-        checkpoint = newest_last(folder / run / "checkpoints")
+        checkpoint = newest_last(folder / run / "checkpoints") or removed_last(folder / run / "checkpoints")
         if checkpoint is None:
             raise NothingToResume(option, f"in {folder / run / 'checkpoints'} (the logger's own run)")
         return checkpoint
-    found = [c for c in map(newest_last, sorted(folder.glob("*/checkpoints"))) if c is not None]
+    found = [c for c in (newest_last(d) or removed_last(d) for d in sorted(folder.glob("*/checkpoints"))) if c is not None]
     ours = sorted((c for c in found if same_experiment(c.parent.parent, fit_config) is not False),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
+                  key=lambda p: (p if p.exists() else p.parent).stat().st_mtime, reverse=True)
     if len(ours) == 1:
         return ours[0]
     if len(ours) > 1:
@@ -137,6 +137,13 @@ def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
         fit_config.ckpt_path = None
         print(f"--ckpt_path auto: no last.ckpt {nothing.where}: starting fresh")
         return
+    if not last.exists():  # fit --keep_last false removed it when the run completed
+        record = completed_record(last, None, fit_config) if option == "auto" else None
+        if record is not None:
+            raise FitCompleted(f"--ckpt_path auto: the run of {last} has completed ({record}): nothing to do")
+        raise MedtextError(f"--ckpt_path {option}: the run of {last} completed and fit --keep_last false removed "
+                           "its last.ckpt, so it cannot train on; start a new run (another logger version) "
+                           "or pass a checkpoint file")
     checkpoint = last
     if option == "auto":  # a job of this run requeued after the last.ckpt was written, and never restarted
         root = Path(requeue_root or fit_config.trainer.get("default_root_dir") or ".")

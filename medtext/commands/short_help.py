@@ -1,0 +1,133 @@
+"""A Lightning command's ``--help`` that fits a screen: the command's own options, the data module's
+files and columns, the model and Trainer options a user sets first, and where the rest are listed
+(``--help_all``, ``--data.help CLASS``, ``--model.help CLASS``, ``--trainer.help``).
+
+Lightning's own help lists all ~100 Trainer options with their docstrings cut at the first line
+break, and internal reprs; that stays available as ``--help_all``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import textwrap
+
+OWN_OPTIONS = {  # command: its options, in the order a user needs them
+    "fit": ("--config", "--ckpt_path", "--seed_everything", "--test_after_fit", "--keep_last"),
+    "validate": ("--config", "--ckpt_path", "--ensemble"),
+    "test": ("--config", "--ckpt_path", "--ensemble"),
+    "predict": ("--config", "--ckpt_path", "--ensemble", "--predictions.output_file", "--predictions.keep_columns",
+                "--predictions.overwrite"),
+}
+DATA_OPTIONS = ("train_file", "val_file", "test_file", "predict_file", "text_column", "label_column", "label_columns",
+                "id_column", "labels_file", "max_length", "batch_size", "skip_invalid_rows")
+MODEL_OPTIONS = ("encoder_name", "head", "encoder_lr", "head_lr", "calibration")
+OWN_HELP = {  # Lightning's options, said for these commands; medtext's own options keep their help
+    "--config": "a YAML config; several compose left to right (configs/...)",
+    "--ckpt_path": {"fit": "resume this checkpoint (last: this config's run's last.ckpt)"}.get,
+    "--seed_everything": "an int, or true for a random one (recorded in the run's config)",
+}
+SAID_SHORTER = {  # options whose docstring is several lines (or names several options at once)
+    "encoder_lr": "AdamW learning rate of the encoder",
+    "head_lr": "AdamW learning rate of the head",
+    "calibration": "temperature (fitted on validation; test, predict and explain apply it) or none",
+    "skip_invalid_rows": "predict writes rows it cannot classify with an empty label and the reason",
+}
+TRAINER_OPTIONS = {  # Lightning's docstrings are long; what each one does, in a line
+    "max_epochs": "passes over the training data",
+    "precision": "32-true; bf16-mixed on a GPU or a CPU with native bf16; 16-mixed on a GPU",
+    "accelerator": "cpu, gpu or auto",
+    "devices": "how many devices (or which) per node; several GPUs train with DDP",
+    "num_nodes": "nodes of a multi-node (SLURM) run",
+    "logger": "a logger, e.g. --config configs/logger/wandb.yaml",
+    "default_root_dir": "where run folders are written (default: runs)",
+}
+SCREEN_WIDTH = 100
+
+
+def command_name(parser) -> str:
+    return parser.prog.replace(" [options]", "").split()[-1]
+
+
+def short_help(parser, data_help: dict[str, str], model_help: dict[str, str]) -> str:
+    """``parser``'s short help; ``data_help``/``model_help`` map an option name to its help text."""
+    command = command_name(parser)
+    width = min(shutil.get_terminal_size((SCREEN_WIDTH, 24)).columns, SCREEN_WIDTH)
+    own = {name: parser._option_string_actions[name] for name in OWN_OPTIONS.get(command, ("--config",))
+           if name in parser._option_string_actions}
+    model_help, data_help = {**model_help, **SAID_SHORTER}, {**data_help, **SAID_SHORTER}
+    sections = [
+        (None, [("-h, --help", "this help; --help_all lists every option")]
+         + [(option_label(action, name), own_help(name, command, action)) for name, action in own.items()]),
+        ("data (every option of the config's class: --data.help CLASS, e.g. data_modules.AbstractsDataModule)", [(f"--data.{name}", data_help.get(name, "")) for name in DATA_OPTIONS]),
+        ("model (every option: --model.help medtext.TextClassifier)",
+         [(f"--model.{name}", model_help.get(name, "")) for name in MODEL_OPTIONS]),
+        ("trainer (every Lightning Trainer option: --trainer.help)",
+         [(f"--trainer.{name}", text) for name, text in TRAINER_OPTIONS.items()]),
+    ]
+    lines = [f"usage: medtext {command} --config FILE [--config FILE ...] [--section.option VALUE ...]", ""]
+    if parser.description:
+        lines += [first_sentence(parser.description), ""]
+    if command == "predict":
+        lines += ["An exported (ONNX) model instead of a checkpoint: medtext predict --model_dir DIR --help", ""]
+    for title, rows in sections:
+        lines.append(f"{title or 'options'}:")
+        lines += [row for name, text in rows for row in option_rows(name, text, width)]
+        lines.append("")
+    lines.append("Options compose left to right: later configs and options override earlier ones.")
+    return "\n".join(lines) + "\n"
+
+
+def own_help(name: str, command: str, action: argparse.Action) -> str:
+    said = OWN_HELP.get(name)
+    said = said(command, None) if callable(said) else said
+    if said is None and name == "--ckpt_path":
+        said = "the checkpoint to " + command
+    return said or action.help or ""
+
+
+def option_label(action: argparse.Action, name: str) -> str:
+    short = [option for option in action.option_strings if not option.startswith("--")]
+    return ", ".join([*short, name])
+
+
+def option_rows(name: str, text: str, width: int, column: int = 28) -> list[str]:
+    text = first_sentence(" ".join(text.replace("``", "").split()))
+    if len(name) + 2 >= column:
+        return [f"  {name}", *textwrap.wrap(text, width, initial_indent=" " * column, subsequent_indent=" " * column)]
+    wrapped = textwrap.wrap(text, width - column) or [""]
+    return [f"  {name:<{column - 2}}{wrapped[0]}", *(" " * column + rest for rest in wrapped[1:])]
+
+
+def first_sentence(text: str) -> str:
+    """Up to the first full stop that ends a sentence ("e.g." does not)."""
+    for stop in re.finditer(r"\.(?=\s|$)", text):
+        if not text[: stop.start()].endswith(("e.g", "i.e", ".")):
+            return text[: stop.end()]
+    return text
+
+
+def class_option_help(cls, key: str) -> dict[str, str]:
+    """Each ``__init__`` option's help text of ``cls``, as jsonargparse reads it from the docstring."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, key, fail_untyped=False)
+    prefix = f"--{key}."
+    return {option[len(prefix):]: action.help or "" for option, action in parser._option_string_actions.items()
+            if option.startswith(prefix)}
+
+
+def trainer_help(parser) -> str:
+    """Every Trainer option, as Lightning's help lists them."""
+    from jsonargparse._common import parser_context
+
+    group = parser.groups["trainer"]
+    formatter = parser._get_formatter()
+    with parser_context(parent_parser=parser):
+        formatter.start_section(group.title)
+        formatter.add_text(group.description)
+        formatter.add_arguments(group._group_actions)
+        formatter.end_section()
+        return formatter.format_help()
