@@ -72,7 +72,8 @@ class FitSteps:
         """``fit_completed.json`` beside ``last.ckpt``: ``--ckpt_path auto`` run again has nothing to do."""
         # by name, not last_model_path: a resumed run that trained nothing saved no last.ckpt of its own
         lasts = [Path(c.dirpath) / f"{c.CHECKPOINT_NAME_LAST}{c.FILE_EXTENSION}" for c in self.trainer.checkpoint_callbacks
-                 if isinstance(c, ModelCheckpoint) and c.save_last and c.dirpath]
+                 if isinstance(c, ModelCheckpoint) and c.dirpath
+                 and (c.save_last or c.filename == c.CHECKPOINT_NAME_LAST)]  # the demo's: filename last
         if lasts and self.trainer.is_global_zero and lasts[0].is_file():
             # the step last.ckpt holds: with save_last alone, Lightning refreshes it only with a new best
             step = saved_step(lasts[0])
