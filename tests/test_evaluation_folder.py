@@ -44,7 +44,7 @@ def test_validate_reports_beside_the_checkpoint_too(fitted, tmp_path):
     assert Path(validated.trainer.log_dir).parent == fitted.parent.parent / "evaluations" / f"validate_{fitted.stem}_data"
 
 
-def test_a_named_logger_or_none_is_where_the_user_asked(fitted, tmp_path):
+def test_a_named_logger_or_none_or_a_root_folder_is_where_the_user_asked(fitted, tmp_path):
     with in_folder(tmp_path):
         run("test", "--ckpt_path", str(fitted), "--trainer.logger", "false", "--trainer.default_root_dir", "mine")
     assert (tmp_path / "mine" / "test_metrics.json").is_file()
@@ -52,6 +52,9 @@ def test_a_named_logger_or_none_is_where_the_user_asked(fitted, tmp_path):
         named = run("test", "--ckpt_path", str(fitted), "--trainer.logger", "CSVLogger",
                     "--trainer.logger.save_dir", "logs", "--trainer.logger.name", "mine")
     assert (tmp_path / named.trainer.log_dir).parent == tmp_path / "logs" / "mine"
+    with in_folder(tmp_path):
+        rooted = run("test", "--ckpt_path", str(fitted), "--trainer.default_root_dir", "reports")
+    assert (tmp_path / rooted.trainer.log_dir).parent == tmp_path / "reports" / "lightning_logs"
 
 
 def test_a_read_only_model_folder_reports_under_the_runs_folder(fitted, tmp_path, monkeypatch):

@@ -29,9 +29,19 @@ def test_a_lightning_commands_help_fits_a_screen_and_points_to_the_rest(command,
     for needed in ("--config", "--data.train_file", "--data.text_column", "--data.label_column", "--data.id_column",
                    "--model.encoder_name", "--trainer.max_epochs", "--trainer.help", "--help_all", "--data.help"):
         assert needed in out, needed
+    assert "--keep_last" in out if command == "fit" else "--keep_last" not in out
     assert "functools.partial" not in out and " at 0x" not in out and "Useful to:" not in out
     if command == "predict":
         assert "--model_dir" in out and "--predictions.output_file" in out
+
+
+def test_pretrains_help_fits_a_screen_with_its_own_data_and_model_options(capsys, monkeypatch):
+    code, out, _ = run_main(["pretrain", "--help"], capsys, monkeypatch)
+    lines = out.splitlines()
+    assert code in (0, None) and len(lines) <= SCREEN_LINES and max(map(len, lines)) <= SCREEN_COLUMNS, out
+    for needed in ("--output_dir", "--data.text_file", "--data.mlm_probability", "--model.lr", "--trainer.help"):
+        assert needed in out, needed
+    assert "--data.label_column" not in out and "--model.head" not in out
 
 
 @pytest.mark.parametrize("argv", [["predict", "--model_dir", "m"], ["export"], ["hf-export"], ["explain"],

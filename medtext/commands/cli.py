@@ -25,6 +25,7 @@ from data_modules import AbstractsDataModule
 
 from medtext.commands.command_parser import LightningCommandParser
 from medtext.commands.fit_steps import FitSteps
+from medtext.commands.short_help import HelpSections
 from medtext.runtime.checkpoint import (EVALUATION_COMMANDS, CheckpointSettings, checkpoint_defaults,
                          read_checkpoint)
 from medtext.runtime.launch_checks import settle_precision, slurm_launch_problem, with_streaming_checkpoints
@@ -42,6 +43,7 @@ from medtext.model.unused_parameters import find_unused_parameters_while_frozen
 from medtext.runtime.saved_data_settings import hint_for, prefer_given_labels_file, saved_settings_in_effect
 from medtext.runtime.wandb_runs import WandbRunId, resume_wandb_run
 
+DEFAULT_ROOT_DIR = "runs"  # where run folders go unless --trainer.default_root_dir says otherwise
 import_exports(callbacks, data_modules)  # short class names (``--data HoCDataModule``) resolve among imported classes
 
 
@@ -86,7 +88,7 @@ class MedtextCLI(FitSteps, StrictOptionsCLI):
         parser.add_argument("--keep_last", type=bool, default=True,
                             help="false: once the fit completes, remove its last.ckpt (the full state, to resume); "
                                  "the best checkpoint stays")
-        parser.add_help_actions(AbstractsDataModule, TextClassifier)  # --help fits a screen: short_help.py
+        parser.add_help_actions(HelpSections(AbstractsDataModule, TextClassifier))  # --help fits a screen
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         """Lightning's, with ``validate``/``test``/``predict --ckpt_path FILE`` taking the checkpoint's
@@ -153,7 +155,7 @@ class MedtextCLI(FitSteps, StrictOptionsCLI):
                 prefer_given_labels_file(config.data, self.checkpoint.data)
                 self.saved_data = (str(ckpt_path), saved_settings_in_effect(config.data, self.checkpoint.data))
             if self.subcommand in ("validate", "test"):  # the report goes to the checkpoint's run
-                use_evaluation_folder(config, self.subcommand, Path(ckpt_path))
+                use_evaluation_folder(config, self.subcommand, Path(ckpt_path), DEFAULT_ROOT_DIR)
                 quiet_evaluation()
         if config.get("ensemble") and self.subcommand not in EVALUATION_COMMANDS:
             raise DataError(f"--ensemble is for {', '.join(EVALUATION_COMMANDS)}, not {self.subcommand}")
@@ -227,4 +229,4 @@ def build_cli(args: Optional[list[str]] = None, run: bool = True) -> MedtextCLI:
                           save_config_kwargs={"overwrite": True}, parser_kwargs={"prog": "medtext"},
                           trainer_defaults={"callbacks": [callbacks.StopOnDivergence(), ClassificationReport(), MetricTables(),
                                                           WandbRunId(), RNGStateCheckpoint(), SlurmRequeue()],
-                                            "default_root_dir": "runs"}, args=args, run=run)
+                                            "default_root_dir": DEFAULT_ROOT_DIR}, args=args, run=run)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Optional
 
 from pytorch_lightning.cli import LightningArgumentParser
 
 from medtext.core.argument_errors import OneLineErrors
-from medtext.commands.short_help import class_option_help, short_help, trainer_help
+from medtext.commands.short_help import HelpSections, short_help, trainer_help
 
 
 class LightningCommandParser(OneLineErrors, LightningArgumentParser):
@@ -19,21 +20,20 @@ class LightningCommandParser(OneLineErrors, LightningArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
-    short_help_classes: tuple = ()  # (data module class, model class) once add_help_actions gave them
+    help_sections: Optional[HelpSections] = None  # what the short help lists, once add_help_actions gave it
 
     def format_help(self, *args) -> str:
-        if not self.short_help_classes:  # the main parser before its subcommands; pretrain
+        if self.help_sections is None:  # the main parser, before its subcommands
             return super().format_help(*args)
-        data_class, model_class = self.short_help_classes
-        return short_help(self, class_option_help(data_class, "data"), class_option_help(model_class, "model"))
+        return short_help(self, self.help_sections)
 
     def full_help(self) -> str:
         return super().format_help()
 
-    def add_help_actions(self, data_class: type, model_class: type) -> None:
-        """A short ``--help`` naming the options of ``data_class`` and ``model_class``, ``--help_all``
-        (Lightning's whole help) and ``--trainer.help`` (its Trainer options)."""
-        self.short_help_classes = (data_class, model_class)
+    def add_help_actions(self, sections: HelpSections) -> None:
+        """A short ``--help`` listing what ``sections`` names, ``--help_all`` (Lightning's whole help)
+        and ``--trainer.help`` (its Trainer options)."""
+        self.help_sections = sections
         self.add_argument("--help_all", action=PrintAndExit, nargs=0, help="every option, the Trainer's included",
                           default=argparse.SUPPRESS)
         if "trainer" in self.groups:

@@ -19,6 +19,7 @@ from data_modules.unlabeled import UnlabeledTextDataModule
 
 from medtext.core.checkpoint_reading import load_checkpoint_file
 from medtext.commands.cli import StrictOptionsCLI, own_arguments
+from medtext.commands.short_help import HelpSections
 from medtext.core.encoders import (attention_dropout_overrides, encoder_load_error, load_tokenizer, no_bar_for_local_weights,
                        resolve_encoder_path)
 from medtext.core.errors import MedtextError
@@ -172,6 +173,10 @@ class PretrainCLI(StrictOptionsCLI):
                                  ".medtext_manifest.json lists; never the current directory or the run's folder)")
         parser.add_argument("--ckpt_path", type=str | None, default=None,
                             help="a checkpoint (e.g. last.ckpt) to resume pretraining from")
+        parser.add_help_actions(HelpSections(
+            UnlabeledTextDataModule, MaskedLMPretraining, model_options=("encoder_name", "lr", "warmup_ratio"),
+            data_options=("task_data", "text_file", "text_column", "mlm_probability", "max_length", "batch_size"),
+            data_title="data (every option: --help_all)", model_title="model (every option: --help_all)"))
 
     def run_folders(self) -> list[tuple[str, Optional[str]]]:
         """What output_dir must not be or hold: the checkpoint resumed from, where checkpoints are written."""

@@ -12,6 +12,7 @@ import argparse
 import re
 import shutil
 import textwrap
+from dataclasses import dataclass
 
 OWN_OPTIONS = {  # command: its options, in the order a user needs them
     "fit": ("--config", "--ckpt_path", "--seed_everything", "--test_after_fit", "--keep_last"),
@@ -19,13 +20,13 @@ OWN_OPTIONS = {  # command: its options, in the order a user needs them
     "test": ("--config", "--ckpt_path", "--ensemble"),
     "predict": ("--config", "--ckpt_path", "--ensemble", "--predictions.output_file", "--predictions.keep_columns",
                 "--predictions.overwrite"),
+    "pretrain": ("--config", "--output_dir", "--overwrite_output_dir", "--ckpt_path", "--seed_everything"),
 }
-DATA_OPTIONS = ("train_file", "val_file", "test_file", "predict_file", "text_column", "label_column", "label_columns",
-                "id_column", "labels_file", "max_length", "batch_size", "skip_invalid_rows")
-MODEL_OPTIONS = ("encoder_name", "head", "encoder_lr", "head_lr", "calibration")
 OWN_HELP = {  # Lightning's options, said for these commands; medtext's own options keep their help
     "--config": "a YAML config; several compose left to right (configs/...)",
-    "--ckpt_path": {"fit": "resume this checkpoint (last: this config's run's last.ckpt)"}.get,
+    "--ckpt_path": {"fit": "resume this checkpoint (last: this config's run's last.ckpt)",
+                    "validate": "the checkpoint to validate", "test": "the checkpoint to test",
+                    "predict": "the checkpoint to predict with"}.get,
     "--seed_everything": "an int, or true for a random one (recorded in the run's config)",
 }
 SAID_SHORTER = {  # options whose docstring is several lines (or names several options at once)
@@ -50,8 +51,24 @@ def command_name(parser) -> str:
     return parser.prog.replace(" [options]", "").split()[-1]
 
 
-def short_help(parser, data_help: dict[str, str], model_help: dict[str, str]) -> str:
-    """``parser``'s short help; ``data_help``/``model_help`` map an option name to its help text."""
+@dataclass(frozen=True)
+class HelpSections:
+    """The data and model options a command's short help lists, and where the rest are."""
+
+    data_class: type
+    model_class: type
+    data_options: tuple[str, ...] = ("train_file", "val_file", "test_file", "predict_file", "text_column",
+                                     "label_column", "label_columns", "id_column", "labels_file", "max_length",
+                                     "batch_size", "skip_invalid_rows")
+    model_options: tuple[str, ...] = ("encoder_name", "head", "encoder_lr", "head_lr", "calibration")
+    data_title: str = "data (every option of the config's class: --data.help CLASS, e.g. data_modules.AbstractsDataModule)"
+    model_title: str = "model (every option: --model.help medtext.TextClassifier)"
+
+
+def short_help(parser, sections_of: HelpSections) -> str:
+    """``parser``'s short help, listing the options ``sections_of`` names."""
+    data_help = class_option_help(sections_of.data_class, "data")
+    model_help = class_option_help(sections_of.model_class, "model")
     command = command_name(parser)
     width = min(shutil.get_terminal_size((SCREEN_WIDTH, 24)).columns, SCREEN_WIDTH)
     own = {name: parser._option_string_actions[name] for name in OWN_OPTIONS.get(command, ("--config",))
@@ -60,15 +77,15 @@ def short_help(parser, data_help: dict[str, str], model_help: dict[str, str]) ->
     sections = [
         (None, [("-h, --help", "this help; --help_all lists every option")]
          + [(option_label(action, name), own_help(name, command, action)) for name, action in own.items()]),
-        ("data (every option of the config's class: --data.help CLASS, e.g. data_modules.AbstractsDataModule)", [(f"--data.{name}", data_help.get(name, "")) for name in DATA_OPTIONS]),
-        ("model (every option: --model.help medtext.TextClassifier)",
-         [(f"--model.{name}", model_help.get(name, "")) for name in MODEL_OPTIONS]),
+        (sections_of.data_title, [(f"--data.{name}", data_help.get(name, "")) for name in sections_of.data_options]),
+        (sections_of.model_title,
+         [(f"--model.{name}", model_help.get(name, "")) for name in sections_of.model_options]),
         ("trainer (every Lightning Trainer option: --trainer.help)",
          [(f"--trainer.{name}", text) for name, text in TRAINER_OPTIONS.items()]),
     ]
     lines = [f"usage: medtext {command} --config FILE [--config FILE ...] [--section.option VALUE ...]", ""]
     if parser.description:
-        lines += [first_sentence(parser.description), ""]
+        lines += [*textwrap.wrap(first_sentence(" ".join(parser.description.split())), width), ""]
     if command == "predict":
         lines += ["An exported (ONNX) model instead of a checkpoint: medtext predict --model_dir DIR --help", ""]
     for title, rows in sections:
@@ -82,8 +99,6 @@ def short_help(parser, data_help: dict[str, str], model_help: dict[str, str]) ->
 def own_help(name: str, command: str, action: argparse.Action) -> str:
     said = OWN_HELP.get(name)
     said = said(command, None) if callable(said) else said
-    if said is None and name == "--ckpt_path":
-        said = "the checkpoint to " + command
     return said or action.help or ""
 
 

@@ -2,8 +2,8 @@
 checkpoint's run, ``RUN/evaluations/<command>_<checkpoint>_<data file>/version_N``, not in a new
 ``runs/lightning_logs/version_N`` that says nothing about which model it evaluated.
 
-A named logger (``--trainer.logger``, a config's) is where the user asked; ``--trainer.logger false``
-writes no folder at all.
+A named logger (``--trainer.logger``, a config's) or ``--trainer.default_root_dir DIR`` is where the
+user asked; ``--trainer.logger false`` writes no logger folder at all.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def evaluation_logger(command: str, ckpt_path: Path, data_file: Optional[str], f
                      init_args=Namespace(save_dir=str(root), name=evaluation_name(command, ckpt_path, data_file)))
 
 
-def use_evaluation_folder(config: Namespace, command: str, ckpt_path: Path) -> None:
-    """Sets ``config.trainer.logger`` to the evaluation's folder unless a logger (or none) was named."""
-    if config.trainer.get("logger") not in (None, True):
+def use_evaluation_folder(config: Namespace, command: str, ckpt_path: Path, default_root_dir: str) -> None:
+    """Sets ``config.trainer.logger`` to the evaluation's folder unless a logger (or none), or a
+    ``trainer.default_root_dir`` other than ``default_root_dir``, was named: that is where the user asked."""
+    if config.trainer.get("logger") not in (None, True) or config.trainer.get("default_root_dir") != default_root_dir:
         return
     init_args = config.data.get("init_args") or Namespace()
     data_file = init_args.get("test_file" if command == "test" else "val_file")
-    config.trainer.logger = evaluation_logger(command, ckpt_path, data_file,
-                                              config.trainer.get("default_root_dir") or "runs")
+    config.trainer.logger = evaluation_logger(command, ckpt_path, data_file, default_root_dir)
