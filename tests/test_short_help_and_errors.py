@@ -94,6 +94,17 @@ def test_a_typo_in_a_config_file_is_one_line_naming_the_class_and_the_option(tmp
     assert "'label_colum' is not an option of data_modules.AbstractsDataModule (did you mean label_column?)" in err
 
 
+def test_a_config_that_is_not_yaml_is_named_and_a_missing_option_is_written_as_an_option(tmp_path, capsys,
+                                                                                           monkeypatch):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data:\n  class_path: [oops\n")
+    code, _, err = run_main(["fit", "--config", str(broken), "--print_config"], capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and f"{broken}: Problems parsing config" in err, err
+    assert "line 2, column 15" in err and "<unicode string>" not in err
+    code, _, err = run_main(["explain"], capsys, monkeypatch)
+    assert code == 2 and err == "medtext explain: error: missing --ckpt_path\n"
+
+
 def test_an_unlike_option_gets_no_suggestion(capsys, monkeypatch):
     code, _, err = run_main(["fit", *OWN_CSV, "--zzz", "1", "--print_config"], capsys, monkeypatch)
     assert code == 2 and err.strip() == "medtext fit: error: unrecognized arguments: --zzz 1"

@@ -56,6 +56,15 @@ def option_strings(parser) -> list[str]:
 
 def one_line(message: str, options: list[str], given: list[str]) -> str:
     """jsonargparse's message reduced to its key, what was wrong and a suggestion."""
+    if message.startswith("the following arguments are required:"):
+        names = message.split(":", 1)[1].split(",")
+        return "missing " + ", ".join(f"--{n.strip()}" if f"--{n.strip()}" in options else n.strip() for n in names)
+    if message.startswith("Problems parsing config"):  # which file: jsonargparse says "<unicode string>"
+        configs = [value for option, value in zip(given, given[1:]) if option in ("--config", "-c")]
+        configs += [token.split("=", 1)[1] for token in given if token.startswith("--config=")]
+        where = f"{', '.join(configs)}: " if configs else ""
+        lines = [line.strip() for line in message.replace('in "<unicode string>", ', "").splitlines() if line.strip()]
+        return where + "; ".join(lines)
     if message.startswith("unrecognized arguments:"):
         return message + did_you_mean(close_option(token.split("=")[0], options)
                                       for token in message.split()[2:] if token.startswith("--"))
