@@ -3,6 +3,7 @@ secrets, resuming the same run; and the CSV/PNG files written with other loggers
 
 import csv
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -137,8 +138,9 @@ def test_resume_from_last_checkpoint_continues_the_wandb_run(tiny_encoder, tmp_p
     second = fit_wandb(config, "--ckpt_path", str(last), "--trainer.max_epochs", "2")
     assert second.trainer.current_epoch == 2 and second.trainer.logger.experiment.id == run_id
     wandb.finish()
-    # both sessions logged to one run (their folders share a name when they start within a second)
-    assert {path.name.rsplit("-", 1)[1] for path in offline_runs()} == {run_id}
+    # both sessions logged to one run: offline-run-<date>_<time>-<id>, and W&B adds "-1" to the second
+    # folder's name when both started within the same second
+    assert {re.match(r"offline-run-\d{8}_\d{6}-([a-z0-9]+)", path.name).group(1) for path in offline_runs()} == {run_id}
 
 
 def test_resume_sets_the_stored_id_only_where_none_is_given(tmp_path):

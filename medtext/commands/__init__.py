@@ -37,6 +37,8 @@ COMMANDS = {
                 "an HTML page of a checkpoint's predictions with each word weighted (attention or gradients)"),
     "baseline": ("medtext.commands.baseline:main",
                  "a baseline (tfidf, embedding_probe, zero_shot_similarity, zero_shot_entailment) reported like test"),
+    "distil": ("medtext.commands.distil:main",
+               "cross-fitted distillation: k teachers' out-of-fold probabilities, then a student fitted on them"),
     "compare": ("medtext.commands.compare:main",
                 "test results of several runs side by side, with bootstrap intervals"),
     "download": ("medtext.commands.encoder_download:main",

@@ -20,6 +20,8 @@ OWN_OPTIONS = {  # command: its options, in the order a user needs them
     "test": ("--config", "--ckpt_path", "--ensemble"),
     "predict": ("--config", "--ckpt_path", "--ensemble", "--predictions.output_file", "--predictions.keep_columns",
                 "--predictions.overwrite"),
+    "distil": ("--config", "--distil.output_dir", "--distil.student_config", "--distil.folds", "--distil.seed",
+               "--distil.weight", "--distil.teacher_options", "--distil.student_options"),
     "pretrain": ("--config", "--output_dir", "--overwrite_output_dir", "--ckpt_path", "--seed_everything"),
 }
 OWN_HELP = {  # Lightning's options, said for these commands; medtext's own options keep their help
