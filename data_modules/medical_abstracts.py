@@ -69,6 +69,14 @@ class MedicalAbstractsDataModule(AbstractsDataModule):
                               "predict": self.files["predict"]}
         return self._resolved
 
+    def split_file(self, split: str) -> Optional[str]:
+        """As :class:`AbstractsDataModule`'s; ``data_dir``'s labels file names the classes also when the
+        split's file is given (``--data.train_file fold.csv``: classes by name, not ``1``..``5``)."""
+        labels = Path(self.data_dir) / OFFICIAL_FILES["labels"][0] if self.data_dir else None
+        if labels is not None and not self.labels.labels_file and labels.is_file():
+            self.labels.labels_file = str(labels)
+        return super().split_file(split)
+
     def _download(self) -> Path:
         """Fetch the official files from the corpus's GitHub repository, at a pinned commit, into
         ``<cache_dir>/medical_abstracts``."""

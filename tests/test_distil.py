@@ -82,3 +82,15 @@ def test_an_output_folder_with_other_files_is_refused(tiny_encoder, own_csv, tmp
     with in_folder(tmp_path):
         assert main(["distil", "--config", str(teacher), "--distil.output_dir", str(mine)]) == 2
     assert "did not write" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_teacher_with_other_classes_is_one_clear_error():
+    import pandas as pd
+
+    from medtext.commands.distil import merge_out_of_fold
+    from medtext.core.errors import MedtextError
+
+    fold_of = np.array([0, 1, 0, 1])
+    other = pd.DataFrame({"row": ["1", "2"], "prob_1": [0.5, 0.5], "prob_2": [0.5, 0.5]})
+    with pytest.raises(MedtextError, match="fold 0: the teacher predicts prob_1, prob_2, not prob_alpha"):
+        merge_out_of_fold(fold_of, [other, other], ["a", "b", "c", "d"], ["alpha", "beta"])

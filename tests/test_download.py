@@ -55,3 +55,13 @@ def test_data_dir_with_partial_train_file(tmp_path):
     assert data.label_names == ["neoplasms", "digestive"]
     files = data.resolve_files()
     assert files["train"].endswith("medical_tc_train_partial.csv") and files["test"] is None
+
+
+def test_a_given_train_file_keeps_the_data_dirs_class_names(tmp_path):
+    """``--data.data_dir D --data.train_file fold.csv`` (e.g. ``medtext distil``'s folds): the classes are
+    still named by D's labels file, not the raw ids 1..5."""
+    (tmp_path / "medical_tc_labels.csv").write_text("condition_label,condition_name\n1,neoplasms\n2,digestive\n")
+    fold = tmp_path / "fold.csv"
+    fold.write_text("condition_label,medical_abstract\n2,A liver disease.\n1,A tumour.\n")
+    data = MedicalAbstractsDataModule(str(tmp_path), train_file=str(fold))
+    assert data.label_names == ["neoplasms", "digestive"]

@@ -77,6 +77,8 @@ def test_help_all_and_trainer_help_list_every_trainer_option(capsys, monkeypatch
     (["fit", *OWN_CSV, "--data.batch_size", "many"], "--data.batch_size: expected int, got 'many'"),
     (["fit", *OWN_CSV, "--trainer.precision", "15"], "--trainer.precision: expected one of 64, 32, 16, "),
     (["fit", "--config", "configs/no_such.yaml"], "--config: File does not exist: "),
+    (["fit", *OWN_CSV, "--trainer.max_epochs"], "--trainer.max_epochs needs a value (one that starts with - is "
+                                                 "written --trainer.max_epochs=VALUE)"),
     (["test", "--ckpt_pth", "x.ckpt"], "unrecognized arguments: --ckpt_pth x.ckpt (did you mean --ckpt_path?)"),
 ])
 def test_an_argument_error_is_one_line_with_a_suggestion(argv, says, capsys, monkeypatch):

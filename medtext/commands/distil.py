@@ -81,6 +81,10 @@ def merge_out_of_fold(fold_of: np.ndarray, predictions: list, row_ids: list, lab
         rows = np.flatnonzero(fold_of == fold)
         if len(frame) != len(rows):
             raise MedtextError(f"fold {fold}: {len(frame)} predictions for {len(rows)} held-out rows")
+        missing = [column for column in columns if column not in frame.columns]
+        if missing:  # a teacher whose classes are not the training file's (another labels file)
+            theirs = [c for c in frame.columns if c.startswith("prob_")]
+            raise MedtextError(f"fold {fold}: the teacher predicts {', '.join(theirs)}, not {', '.join(missing)}")
         merged[rows] = frame[columns].to_numpy(dtype=float)
     table = pd.DataFrame(merged, columns=columns)
     table.insert(0, "row_id", [str(r) for r in row_ids])

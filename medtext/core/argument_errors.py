@@ -65,6 +65,9 @@ def one_line(message: str, options: list[str], given: list[str]) -> str:
         where = f"{', '.join(configs)}: " if configs else ""
         lines = [line.strip() for line in message.replace('in "<unicode string>", ', "").splitlines() if line.strip()]
         return where + "; ".join(lines)
+    expects = re.fullmatch(r"argument (--[\w.]+): expected one argument", message)
+    if expects:  # also a value that starts with "-", which argparse takes for an option
+        return f"{expects.group(1)} needs a value (one that starts with - is written {expects.group(1)}=VALUE)"
     if message.startswith("unrecognized arguments:"):
         return message + did_you_mean(close_option(token.split("=")[0], options)
                                       for token in message.split()[2:] if token.startswith("--"))
