@@ -17,9 +17,6 @@ from medtext.commands.short_help import HelpSections, short_help, trainer_help
 class LightningCommandParser(OneLineErrors, LightningArgumentParser):
     """Lightning's parser for fit/validate/test/predict (and check, baseline, pretrain)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
-
     help_sections: Optional[HelpSections] = None  # what the short help lists, once add_help_actions gave it
 
     def format_help(self, *args) -> str:

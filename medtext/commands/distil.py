@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,10 +124,9 @@ def main(args: list[str] | None = None) -> None:
     folder = Path(options.output_dir)
     # each teacher: this command line without --distil.*, then --distil.teacher_options
     teacher_args = strip_distil_options(args) + shlex.split(options.teacher_options)
+    # what the folds' files depend on (the student's settings do not; the folder is the output_dir itself)
     check_output_dir(folder, {"train_file": str(Path(train_file).resolve()), "rows": len(fold_of),
-                              "teacher": teacher_args, **{k: v for k, v in asdict(options).items()
-                                                          if k not in ("student_config", "student_options",
-                                                                       "weight")}})
+                              "folds": options.folds, "seed": options.seed, "teacher": teacher_args})
     predictions = run_folds(folder, train_file, datamodule.file_format, fold_of, teacher_args)
     table = merge_out_of_fold(fold_of, predictions, train["row_ids"], datamodule.label_names)
     soft_targets = folder / "soft_targets.csv"

@@ -26,7 +26,11 @@ SEARCH_LINES = ("Does not validate against", "Subtypes:", "Errors:", "Given valu
 
 
 class OneLineErrors:
-    """A jsonargparse parser mixin: an argument error is ``PROG: error: MESSAGE`` on one line, exit 2."""
+    """A jsonargparse parser mixin: an argument error is ``PROG: error: MESSAGE`` on one line, exit 2;
+    no option may be abbreviated (``--trainer.max_epoch`` is an error, never ``max_epochs``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def parse_args(self, args=None, *more, **kwargs):
         self.given_arguments = list(sys.argv[1:] if args is None else args)  # for the "did you mean"
@@ -176,10 +180,7 @@ def typed_option(given: list[str], name: str) -> Optional[str]:
 
 class CommandParser(OneLineErrors, ArgumentParser):
     """jsonargparse's parser for medtext's own commands (export, compare, explain, ...): one-line
-    errors, no abbreviated options."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+    errors, no abbreviated options, a one-line usage."""
 
     def format_help(self, *args) -> str:
         from jsonargparse._core import restore_suppressed_required

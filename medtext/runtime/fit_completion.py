@@ -28,14 +28,21 @@ def record_completed(last: Path, step: int, trainer_config: Any, tested: bool, l
     atomic_write_text(last.parent / COMPLETED_FILE, json.dumps(record, indent=2) + "\n")
 
 
-def removed_last(checkpoints: Path) -> Optional[Path]:
-    """The ``last.ckpt`` path of a completed run whose ``last.ckpt`` ``--keep_last false`` removed: the run
-    is still found by ``--ckpt_path last``/``auto``, which then say it completed."""
+def read_record(checkpoints: Path) -> Optional[dict]:
+    """The completion record in the ``checkpoints`` folder, or ``None`` (none, or unreadable: resuming
+    is always safe)."""
     try:
         record = json.loads((checkpoints / COMPLETED_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or not record.get("last_removed") or not record.get("last_checkpoint"):
+    return record if isinstance(record, dict) else None
+
+
+def removed_last(checkpoints: Path) -> Optional[Path]:
+    """The ``last.ckpt`` path of a completed run whose ``last.ckpt`` ``--keep_last false`` removed: the run
+    is still found by ``--ckpt_path last``/``auto``, which then say it completed."""
+    record = read_record(checkpoints)
+    if record is None or not record.get("last_removed") or not record.get("last_checkpoint"):
         return None
     last = checkpoints / str(record["last_checkpoint"])
     return None if last.exists() else last
@@ -43,19 +50,18 @@ def removed_last(checkpoints: Path) -> Optional[Path]:
 
 def completed_record(last: Path, step: Optional[int], fit_config: Any) -> Optional[Path]:
     """The completion record that says the run of ``last`` (holding ``step``) has nothing left to do
-    for this parsed ``fit`` config, or ``None``: ``last.ckpt`` at the recorded step, the same stopping
-    settings, and no test asked that was not run. ``auto`` then stops with
-    :class:`medtext.core.errors.FitCompleted` (a seed loop in a requeued SLURM job skips its finished fits)."""
-    path = last.parent / COMPLETED_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # none, or unreadable: resuming is always safe
-    removed = isinstance(record, dict) and record.get("last_removed") and not last.exists()
-    if not isinstance(record, dict) or (not removed and (step is None or record.get("global_step") != step)):
+    for this parsed ``fit`` config, or ``None``: ``last.ckpt`` at the recorded step (or removed by
+    ``--keep_last false``), the same stopping settings, and no test asked that was not run. ``auto`` then
+    stops with :class:`medtext.core.errors.FitCompleted` (a seed loop in a requeued SLURM job skips its
+    finished fits)."""
+    record = read_record(last.parent)
+    if record is None:
+        return None
+    removed = record.get("last_removed") and not last.exists()
+    if not removed and (step is None or record.get("global_step") != step):
         return None  # trained on after the record (or another last.ckpt)
     if record.get("last_checkpoint") != last.name or stop_settings(record) != stop_settings(fit_config.trainer):
         return None  # a longer max_epochs: train on
     if fit_config.get("test_after_fit") and not record.get("tested"):
         return None  # resuming trains nothing and runs the test
-    return path
+    return last.parent / COMPLETED_FILE

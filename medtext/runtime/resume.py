@@ -137,20 +137,19 @@ def resolve_last(fit_config, requeue_root: Optional[Path] = None) -> None:
         fit_config.ckpt_path = None
         print(f"--ckpt_path auto: no last.ckpt {nothing.where}: starting fresh")
         return
-    if not last.exists():  # fit --keep_last false removed it when the run completed
-        record = completed_record(last, None, fit_config) if option == "auto" else None
-        if record is not None:
-            raise FitCompleted(f"--ckpt_path auto: the run of {last} has completed ({record}): nothing to do")
-        raise MedtextError(f"--ckpt_path {option}: the run of {last} completed and fit --keep_last false removed "
-                           "its last.ckpt, so it cannot train on; start a new run (another logger version) "
-                           "or pass a checkpoint file")
     checkpoint = last
     if option == "auto":  # a job of this run requeued after the last.ckpt was written, and never restarted
         root = Path(requeue_root or fit_config.trainer.get("default_root_dir") or ".")
-        checkpoint = newest_state([last, *run_requeue_checkpoints(last.parent, root)])
-        record = completed_record(last, saved_step(last), fit_config) if checkpoint == last else None
+        if last.exists():  # else fit --keep_last false removed it when the run completed
+            checkpoint = newest_state([last, *run_requeue_checkpoints(last.parent, root)])
+        record = (completed_record(last, saved_step(last) if last.exists() else None, fit_config)
+                  if checkpoint == last else None)
         if record is not None:
             raise FitCompleted(f"--ckpt_path auto: the run of {last} has completed ({record}): nothing to do")
+    if not checkpoint.exists():
+        raise MedtextError(f"--ckpt_path {option}: the run of {last} completed and fit --keep_last false removed "
+                           "its last.ckpt, so it cannot train on; start a new run (another logger version) "
+                           "or pass a checkpoint file")
     fit_config.ckpt_path = str(checkpoint)
     _, run, init_args = _logger_runs(fit_config)
     if run is None and init_args is not None:
