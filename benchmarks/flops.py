@@ -40,7 +40,7 @@ def step_flops(shapes: list, a: float, b: float, padded: bool) -> float:
     if padded:
         return sum(n * (a * length + b * length ** 2) for n, length, _ in shapes)
     # real tokens only: linear term exact; attention term with the batch's mean real length
-    return sum(a * real + b * n * (real / n) ** 2 for n, _, real in shapes)
+    return sum(a * real + b * n * (real / n) ** 2 for n, _, real in shapes if n)  # streamed predict's end marker: 0 rows
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) -> float:

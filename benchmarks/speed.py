@@ -12,8 +12,9 @@ its own process. Inference: ``medtext predict`` on the trained checkpoint vs
 ``pipeline("text-classification")`` on the same weights exported with ``medtext hf-export``, and
 (issue 17) the same checkpoint exported with ``medtext export --export.format onnx --export.quantize
 int8`` run by ``medtext predict --model_dir`` with ONNX Runtime in fp32 and in int8
-(``benchmarks/onnx_timer.py``): four paths, same abstracts, batch size and threads, interleaved
-A/B/C/D then D/C/B/A, one process each. Then the label check on the Medical Abstracts held-out file
+(``benchmarks/onnx_timer.py``): four paths (five where bf16 is native: ``medtext_fp32`` too), same
+abstracts, batch size and threads, interleaved A/B/C/D then D/C/B/A, one process each. More
+``--predict-abstracts`` than the file has repeat its texts (issue 29's 20,000). Then the label check on the Medical Abstracts held-out file
 (``benchmarks/speed_onnx.py``; its rows are left out of the training subsample). Prints Markdown
 tables against the targets of issue 17 with the CPU flags; writes JSON to ``--out``.
 
@@ -71,9 +72,10 @@ def prepare_data(args, work: Path) -> dict[str, str]:
     if args.train_abstracts and args.train_abstracts < len(train_rows):
         keep = stratified_split(frame[LABEL].to_numpy()[train_rows], args.train_abstracts / len(train_rows), seed=0)[1]
         train_rows = train_rows[keep]
-    rng = np.random.default_rng(0)
-    predict_rows = np.sort(rng.choice(len(frame), min(args.limit or args.predict_abstracts, args.predict_abstracts,
-                                                      len(frame)), replace=False))
+    rng, wanted = np.random.default_rng(0), min(args.limit or args.predict_abstracts, args.predict_abstracts)
+    # more abstracts than the file has (issue 29's 20,000): its texts again, each shuffled round in turn
+    predict_rows = np.concatenate([rng.permutation(len(frame)) for _ in range(-(-wanted // len(frame)))])[:wanted]
+    predict_rows = np.sort(predict_rows) if wanted <= len(frame) else predict_rows
     files = {"train": work / "train.csv", "val": work / "val.csv", "predict": work / "predict.csv"}
     for name, rows in zip(files, (train_rows, val_rows, predict_rows)):
         frame.iloc[rows].to_csv(files[name], index=False)
@@ -141,7 +143,8 @@ def train_runs(args, files, config, work, env) -> dict[str, list[dict]]:
 
 
 def predict_runs(args, files, work, env, checkpoint: str, exported: Path, onnx_dir: Path) -> dict[str, list[dict]]:
-    systems = ["medtext", *ONNX_PATHS, "pipeline"]
+    # where bf16 is native, medtext predict in fp32 too (issue 29): the checkpoint at both precisions
+    systems = ["medtext", *(["medtext_fp32"] if args.precision == "bf16-mixed" else []), *ONNX_PATHS, "pipeline"]
     results: dict[str, list[dict]] = {system: [] for system in systems}
     for repeat, system in interleaved(args.repeats, *systems):
         out = work / f"predict_{system}_{repeat}.json"
@@ -151,13 +154,14 @@ def predict_runs(args, files, work, env, checkpoint: str, exported: Path, onnx_d
                                            args.threads, args.batch_size)
             result = run(command, env, out)
             result["labels"] = pd.read_csv(predictions)["label"].tolist()
-        elif system == "medtext":
-            predictions = work / f"predictions_{repeat}.csv"
+        elif system.startswith("medtext"):
+            predictions = work / f"predictions_{system}_{repeat}.csv"
             command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
                        "--data.init_args.predict_file", files["predict"], "--predictions.output_file", str(predictions),
                        "--data.init_args.eval_batch_size", str(args.batch_size), "--trainer.logger", "false",
-                       "--data.init_args.cache_dir", str(work / f"cache_predict_{repeat}"),
-                       "--trainer.precision", args.precision, "--trainer.enable_progress_bar", "false"]
+                       "--data.init_args.cache_dir", str(work / f"cache_predict_{system}_{repeat}"),
+                       "--trainer.precision", "32-true" if system == "medtext_fp32" else args.precision,
+                       "--trainer.enable_progress_bar", "false"]
             result = run(command, env, out)
             result["labels"] = pd.read_csv(predictions)["label"].tolist()
         else:

@@ -1,4 +1,5 @@
-"""Requeue a SLURM job before its time limit, saving at a point that all ranks agree on.
+"""Requeue a SLURM job before its time limit: ``fit`` saves at a point that all ranks agree on, ``predict``
+stops after its last written chunk; ``validate`` and ``test`` alone finish (SIGUSR1 no longer kills them).
 
 The CLI adds :class:`SlurmRequeue` under SLURM and sets Lightning's ``SLURMEnvironment(auto_requeue=False)``.
 """
@@ -44,6 +45,7 @@ class SlurmRequeue(pl.Callback):
         # after training (during the test after fit) is absorbed: the short test finishes, no requeue.
         self.hold_handler = False
         self._training_ended = False
+        self._absorbing: Optional[str] = None  # "validate" or "test" alone: a signal is absorbed, the run finishes
         self._previous_handler = None
         self._key: Optional[str] = None
 
@@ -51,17 +53,57 @@ class SlurmRequeue(pl.Callback):
         self.signalled = True  # nothing else in a signal handler: the safe points do the work
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
+        if stage in ("fit", "predict"):
             # Run after the ModelCheckpoints (Lightning puts them last): at a validation's end they have
             # recorded its score (and saved), so the requeue checkpoint carries their state after it.
+            # In predict, after the PredictionWriter: the chunk a batch completes is written before a stop.
             trainer.callbacks = [c for c in trainer.callbacks if c is not self] + [self]
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _catch_signal(self) -> None:
         self._key = slurm_job_key()
-        self._training_ended = False
         if (self._key is not None and self._previous_handler is None
                 and threading.current_thread() is threading.main_thread()):
             self._previous_handler = signal.signal(self.requeue_signal, self._handler)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._training_ended = False
+        self._catch_signal()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # validate alone; fit's validations are fit's
+            self._absorb("validate")
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.TESTING and self._previous_handler is None:  # not fit's test after fit
+            self._absorb("test")
+
+    def _absorb(self, command: str) -> None:
+        """An evaluation is short and not resumable part-way: finishing it before the limit beats a requeue."""
+        self._absorbing = command
+        self._catch_signal()
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._catch_signal()
+
+    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int,
+                             dataloader_idx: int = 0) -> None:
+        """A safe point: every chunk completed so far is written. Each rank stops at its own (ranks predict
+        different numbers of batches, so they cannot meet at a collective); rank zero requeues. The
+        requeued job runs the same command, which predicts only the missing chunks."""
+        if self._key is None or not self.signalled:
+            return
+        if trainer.is_global_zero:
+            requeue(self._key)
+        raise Requeued(f"SLURM job {self._key} requeued on rank {trainer.global_rank}: its predict continues "
+                       "with the chunks not yet written")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """Rank zero waiting for the others at predict's end when the signal came: they stopped, its wait
+        failed. The job is requeued all the same (the error stands; the written chunks are kept)."""
+        if (self._key is not None and self.signalled and trainer.is_global_zero
+                and trainer.state.fn == TrainerFn.PREDICTING and not isinstance(exception, Requeued)):
+            requeue(self._key)
+            rank_zero_info(f"SLURM job {self._key}: requeued after the error below; its predict continues")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self._requeue_if_signalled(trainer)  # a safe point: after a training step
@@ -127,6 +169,9 @@ class SlurmRequeue(pl.Callback):
         self._previous_handler = None
         if self.signalled and self._training_ended:
             rank_zero_info(f"SLURM job {self._key}: the signal came after training; finished without a requeue")
+        elif self.signalled and self._absorbing:
+            rank_zero_info(f"SLURM job {self._key}: the signal came during {self._absorbing}; finished without a requeue")
+        self.signalled, self._absorbing = False, None
 
 
 def _run_last(trainer: pl.Trainer) -> Optional[Path]:
