@@ -20,7 +20,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from speed import interleaved, run, timer_callback  # noqa: E402
+from speed import interleaved, medtext_predict_command, run  # noqa: E402
 
 PRECISIONS = ("32-true", "bf16-mixed", "bf16-true")
 
@@ -39,11 +39,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {p: [] for p in PRECISIONS}
     for repeat, precision in interleaved(args.repeats, *PRECISIONS):
         out, predictions = args.work_dir / f"{precision}_{repeat}.json", args.work_dir / f"{precision}_{repeat}.csv"
-        command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", args.ckpt, timer_callback(out),
-                   "--data.init_args.predict_file", args.predict_file, "--predictions.output_file", str(predictions),
-                   "--predictions.overwrite", "true", "--data.init_args.eval_batch_size", str(args.batch_size),
-                   "--trainer.precision", precision, "--trainer.enable_progress_bar", "false"]
-        result = run(command, env, out)
+        result = run(medtext_predict_command(args.ckpt, args.predict_file, predictions, out, args.batch_size, precision),
+                     env, out)
         result["labels"] = pd.read_csv(predictions)["label"].tolist()
         results[precision].append(result)
     fp32 = results["32-true"][0]["labels"]

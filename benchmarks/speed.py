@@ -115,6 +115,15 @@ def timer_callback(out: Path) -> str:
     return "--trainer.callbacks+=" + json.dumps({"class_path": "step_timer.LightningStepTimer", "init_args": {"out": str(out)}})
 
 
+def medtext_predict_command(checkpoint: str, predict_file: str, predictions: Path, out: Path, batch_size: int,
+                            precision: str) -> list[str]:
+    """``python -m medtext predict --ckpt_path`` timed by ``step_timer.LightningStepTimer`` into ``out``."""
+    return [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
+            "--data.init_args.predict_file", predict_file, "--predictions.output_file", str(predictions),
+            "--predictions.overwrite", "true", "--data.init_args.eval_batch_size", str(batch_size),
+            "--trainer.logger", "false", "--trainer.precision", precision, "--trainer.enable_progress_bar", "false"]
+
+
 def interleaved(repeats: int, *systems: str):
     """(repeat, system) in A/B/C, C/B/A, A/B/C ... order, so drift of the machine cancels."""
     for repeat in range(repeats):
@@ -156,13 +165,9 @@ def predict_runs(args, files, work, env, checkpoint: str, exported: Path, onnx_d
             result["labels"] = pd.read_csv(predictions)["label"].tolist()
         elif system.startswith("medtext"):
             predictions = work / f"predictions_{system}_{repeat}.csv"
-            command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", checkpoint, timer_callback(out),
-                       "--data.init_args.predict_file", files["predict"], "--predictions.output_file", str(predictions),
-                       "--data.init_args.eval_batch_size", str(args.batch_size), "--trainer.logger", "false",
-                       "--data.init_args.cache_dir", str(work / f"cache_predict_{system}_{repeat}"),
-                       "--trainer.precision", "32-true" if system == "medtext_fp32" else args.precision,
-                       "--trainer.enable_progress_bar", "false"]
-            result = run(command, env, out)
+            precision = "32-true" if system == "medtext_fp32" else args.precision
+            result = run(medtext_predict_command(checkpoint, files["predict"], predictions, out, args.batch_size,
+                                                 precision), env, out)
             result["labels"] = pd.read_csv(predictions)["label"].tolist()
         else:
             command = [sys.executable, str(ROOT / "benchmarks/hf_baseline.py"), "predict", "--model", str(exported),

@@ -32,28 +32,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_job(folder: Path, job_id: str, *extra: str, restarts: int = 0) -> list[subprocess.CompletedProcess]:
-    """The job's two tasks, as ``srun python -m medtext fit ...`` starts them; waits for both."""
+def run_tasks(folder: Path, job_id: str, tasks: int, *args: str, restarts: int = 0) -> list[subprocess.CompletedProcess]:
+    """``srun python -m medtext ARGS`` in job ``job_id`` of ``tasks`` tasks on one node, ``scontrol`` stubbed
+    (``folder/scontrol.log``); waits for every task and requires each to exit 0 (-10: killed by SIGUSR1)."""
+    stub_scontrol(folder)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}  # no W&B service of pytest's
     env = {**inherited, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
            "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ['PATH']}", "SCONTROL_LOG": str(folder / "scontrol.log"),
            "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(folder),
            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "SLURM_JOB_ID": job_id, "SLURM_JOB_NAME": "medtext", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
-           "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_NODELIST": "127.0.0.1", "SLURM_STEP_ID": "0",
-           "SLURM_RESTART_COUNT": str(restarts)}
-    command = [sys.executable, "-m", "medtext", "fit", "--config", str(folder / "fit.yaml"), "--test_after_fit=true",
-               "--trainer.callbacks+=parameter_snapshots.ParameterSnapshots",
-               f"--trainer.callbacks.folder={folder / 'snapshots' / job_id}", *extra]
-    tasks = [subprocess.Popen(command, cwd=folder, env={**env, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+           "SLURM_JOB_ID": job_id, "SLURM_JOB_NAME": "medtext", "SLURM_NTASKS": str(tasks),
+           "SLURM_NTASKS_PER_NODE": str(tasks), "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_NODELIST": "127.0.0.1",
+           "SLURM_STEP_ID": "0", "SLURM_RESTART_COUNT": str(restarts)}
+    command = [sys.executable, "-m", "medtext", *args]
+    started = [subprocess.Popen(command, cwd=folder, env={**env, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(tasks)]
     results = []
-    for task in tasks:
+    for task in started:
         out, err = task.communicate(timeout=600)
         results.append(subprocess.CompletedProcess(command, task.returncode, out, err))
     for result in results:
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
     return results
+
+
+def run_job(folder: Path, job_id: str, *extra: str, restarts: int = 0) -> list[subprocess.CompletedProcess]:
+    """The job's two tasks, as ``srun python -m medtext fit ...`` starts them; waits for both."""
+    return run_tasks(folder, job_id, 2, "fit", "--config", str(folder / "fit.yaml"), "--test_after_fit=true",
+                     "--trainer.callbacks+=parameter_snapshots.ParameterSnapshots",
+                     f"--trainer.callbacks.folder={folder / 'snapshots' / job_id}", *extra, restarts=restarts)
 
 
 def final_state(run: Path) -> tuple[int, str, dict]:
