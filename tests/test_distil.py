@@ -1,14 +1,21 @@
 """``medtext distil`` on the tiny encoder: stratified folds that partition the training file, each
 teacher's predictions of the rows it did not train on merged row for row into the soft targets, a
-student fitted on them, and a rerun that fits nothing again."""
+student fitted on them, and a rerun that fits nothing again; and the command as a user runs it, on
+real multi-label HoC rows."""
 
 import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cli_helpers import in_folder, tiny_config
+from conftest import ROOT, SHARED_DATA
 from data_helpers import text_of
 from medtext.commands import main
 from medtext.commands.distil import stratified_folds
@@ -94,3 +101,36 @@ def test_a_teacher_with_other_classes_is_one_clear_error():
     other = pd.DataFrame({"row": ["1", "2"], "prob_1": [0.5, 0.5], "prob_2": [0.5, 0.5]})
     with pytest.raises(MedtextError, match="fold 0: the teacher predicts prob_1, prob_2, not prob_alpha"):
         merge_out_of_fold(fold_of, [other, other], ["a", "b", "c", "d"], ["alpha", "beta"])
+
+
+@pytest.mark.slow  # a process with two teachers' fits and predicts, then the student's fit
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+def test_distil_command_on_real_hoc_rows_gives_multi_label_soft_targets_the_student_trains_on(tiny_encoder, tmp_path):
+    data = tmp_path / "hoc"
+    data.mkdir()
+    for name, rows in (("hoc_train.csv", 60), ("hoc_val.csv", 20)):  # tab-separated, the text's header empty
+        lines = (SHARED_DATA / "hoc" / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (data / name).write_text("".join(lines[:rows + 1]), encoding="utf-8")
+    shutil.copy(SHARED_DATA / "hoc" / "labels.json", data)
+    config = tiny_config(tmp_path / "hoc.yaml", tiny_encoder, {"data_dir": str(data)}, "data_modules.HoCDataModule")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    result = subprocess.run([sys.executable, "-m", "medtext", "distil", "--config", str(config), "--distil.folds", "2",
+                             "--distil.output_dir", "distil", "--distil.student_config", str(config),
+                             f"--distil.student_options=--data.data_dir {data}"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = [text.split(":")[0] for text in json.loads((data / "labels.json").read_text()).values()]
+    soft = read(tmp_path / "distil" / "soft_targets.csv")
+    columns = [f"prob_{name.replace(' ', '_')}" for name in names]
+    assert list(soft[0]) == ["row_id", *columns] and [r["row_id"] for r in soft] == [str(i) for i in range(1, 61)]
+    probabilities = np.array([[float(r[c]) for c in columns] for r in soft])
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert not np.allclose(probabilities.sum(axis=1), 1), "one sigmoid per hallmark, not a softmax over them"
+    for fold in (0, 1):
+        held = (tmp_path / "distil" / f"fold_{fold}" / "heldout.csv").read_text(encoding="utf-8")
+        assert held.startswith(",label-1,"), "the fold files keep HoC's columns"
+        rows = read(tmp_path / "distil" / f"fold_{fold}" / "heldout.csv")
+        assert len(rows) == 30 and any(all(r[k] == "0" for k in r if k) for r in rows), "abstracts without a label"
+    assert "x the teacher's probabilities" in result.stdout + result.stderr, "the student trained on them"
+    # beside the user's files only the distil folder, the fits' runs and the token cache (MEDTEXT_CACHE_DIR)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "distil", "hoc", "hoc.yaml", "runs"]

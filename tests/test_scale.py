@@ -79,26 +79,6 @@ def test_ddp_test_metrics_equal_single_process(trained):
         print(f"{key}: single process {metrics['single'][key]} ddp {metrics['ddp'][key]}")
 
 
-@pytest.mark.slow  # two processes
-def test_ddp_predict_writes_one_complete_file_in_input_order(trained):
-    folder, run = trained
-    checkpoint = str(next((run / "checkpoints").glob("best*.ckpt")))
-    test_file = str(folder / "data" / "test.csv")
-    outputs = {}
-    for name, extra in (("single", []), ("ddp", ["--trainer.strategy=ddp", "--trainer.devices=2",
-                                                   "--trainer.accelerator=cpu"])):
-        outputs[name] = folder / f"{name}.csv"
-        medtext("predict", "--ckpt_path", checkpoint, "--data.predict_file", test_file,
-                "--predictions.output_file", str(outputs[name]), *extra, cwd=folder)
-    single, ddp = (list(csv.DictReader(open(outputs[n]))) for n in ("single", "ddp"))
-    assert [r["row"] for r in ddp] == [str(i) for i in range(1, SYNTHETIC["num_test"] + 1)]
-    assert [r["label"] for r in ddp] == [r["label"] for r in single]
-    for a, b in zip(single, ddp):
-        for key in a:
-            if key.startswith("prob_"):
-                assert abs(float(a[key]) - float(b[key])) <= 1e-5
-
-
 @pytest.mark.slow  # three medtext processes, one of them killed
 def test_killed_fit_resumes_mid_epoch_to_identical_metrics(trained, tiny_encoder, tmp_path):
     folder, straight = trained
