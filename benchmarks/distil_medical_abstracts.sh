@@ -26,14 +26,7 @@ $Q --name plain_minilm --out benchmarks/results/quality_ma_minilm_plain.json -- 
 
 # the three teachers as one model: mean probabilities on the held-out abstracts
 mapfile -t TEACHERS < <(ls "$W"/teacher_runs/medical_abstracts_mpnet_mlp/version_*/checkpoints/best-*.ckpt)
-[ -f "$W/ensemble_runs/teacher_ensemble/version_0/test_predictions.csv" ] ||
+[ -d "$W/ensemble_runs/teacher_ensemble" ] ||
     python -m medtext test --ckpt_path "${TEACHERS[0]}" --ensemble "${TEACHERS[@]:1}" --data.test_file "$T" \
-        $BF16 --trainer.enable_progress_bar false --trainer.logger.init_args.save_dir "$W/ensemble_runs" \
-        --trainer.logger.init_args.name teacher_ensemble
-for i in "${!TEACHERS[@]}"; do  # each teacher alone (trained on two thirds of the rows)
-    [ -f "$W/ensemble_runs/teacher_$i/version_0/test_predictions.csv" ] ||
-        python -m medtext test --ckpt_path "${TEACHERS[$i]}" --data.test_file "$T" $BF16 \
-            --trainer.enable_progress_bar false --trainer.logger.init_args.save_dir "$W/ensemble_runs" \
-            --trainer.logger.init_args.name "teacher_$i"
-done
+        $BF16 --trainer.enable_progress_bar false --trainer.default_root_dir "$W/ensemble_runs/teacher_ensemble"
 echo "all: end $(date -u +%FT%TZ)"
