@@ -1,8 +1,12 @@
-"""Run the medtext CLI in-process from tests."""
+"""Run the medtext CLI from tests: in this process (``run``) or as a user does, as a child process
+(``run_medtext``)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,6 +46,21 @@ def shipped_checkpoints(every_n_train_steps: int) -> list[dict]:
         if "every_n_train_steps" in callback["init_args"]:
             callback["init_args"]["every_n_train_steps"] = every_n_train_steps
     return callbacks
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """A child's environment: tests/ importable for the test-only callbacks (``killer.KillAtStep`` ...)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]), **extra}
+
+
+def run_medtext(*args: str, cwd: Path, check: bool = True, timeout: int = 600,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m medtext ARGS`` as a child process in ``cwd``; with ``check`` a failure shows its stderr."""
+    result = subprocess.run([sys.executable, "-m", "medtext", *args], cwd=cwd, env=env or child_env(),
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"medtext {' '.join(args)} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    return result
 
 
 def run(*args: str):

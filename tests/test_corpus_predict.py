@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import in_folder, run, tiny_config
-from conftest import ROOT
+from cli_helpers import in_folder, run, run_medtext, tiny_config
 from medtext.commands import main
 from medtext.core.errors import DataError, MedtextError, PredictionsComplete
 
@@ -144,17 +141,15 @@ def test_a_second_predict_into_the_same_output_waits_its_turn(trained, tmp_path)
 
 
 def kill_then_resume(checkpoint: Path, corpus: Path, out: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    command = [sys.executable, "-m", "medtext", "predict", "--ckpt_path", str(checkpoint), "--data.predict_file",
+    command = ["predict", "--ckpt_path", str(checkpoint), "--data.predict_file",
                str(corpus), "--data.id_column", "pmid", "--data.skip_invalid_rows", "true",
                "--predictions.output_file", str(out), "--predictions.chunk_rows", "5", "--data.eval_batch_size", "2",
                "--trainer.enable_progress_bar", "false", *extra]
-    killed = subprocess.run([*command, "--trainer.callbacks+=killer.KillAfterChunks",
-                             f"--trainer.callbacks.folder={out}.parts", "--trainer.callbacks.chunks=4"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    killed = run_medtext(*command, "--trainer.callbacks+=killer.KillAfterChunks", f"--trainer.callbacks.folder={out}.parts",
+                         "--trainer.callbacks.chunks=4", cwd=tmp_path, check=False, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert not out.exists() and len(list(Path(f"{out}.parts").glob("chunk-*"))) >= 4
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return run_medtext(*command, cwd=tmp_path, check=False, timeout=300)
 
 
 @pytest.mark.slow
@@ -177,14 +172,11 @@ def test_kill_9_then_the_same_command_gives_every_row_exactly_once(trained, tmp_
 def test_two_ddp_ranks_predict_the_same_rows_as_one_process(trained, tmp_path):
     checkpoint, corpus = trained
     predict(checkpoint, corpus, tmp_path / "one.csv", "--predictions.chunk_rows", "4")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    result = subprocess.run(
-        [sys.executable, "-m", "medtext", "predict", "--ckpt_path", str(checkpoint), "--data.predict_file", str(corpus),
-         "--data.id_column", "pmid", "--data.skip_invalid_rows", "true", "--predictions.keep_columns", "journal",
-         "--predictions.output_file", str(tmp_path / "two.csv"), "--predictions.chunk_rows", "4",
-         "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_medtext(
+        "predict", "--ckpt_path", str(checkpoint), "--data.predict_file", str(corpus), "--data.id_column", "pmid",
+        "--data.skip_invalid_rows", "true", "--predictions.keep_columns", "journal",
+        "--predictions.output_file", str(tmp_path / "two.csv"), "--predictions.chunk_rows", "4",
+        "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2", cwd=tmp_path)
     assert "MEMBER: 2/2" in result.stdout + result.stderr, "two processes predicted"
     one, two = read_rows(tmp_path / "one.csv"), read_rows(tmp_path / "two.csv")
     assert [r["pmid"] for r in two] == [f"P{i}" for i in range(57)]

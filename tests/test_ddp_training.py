@@ -5,16 +5,12 @@ DDP's default (no unused-parameter search) must still train. Each run takes 2 ep
 per rank; snapshots of every rank's parameters show what trained when, and that ranks agree.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from cli_helpers import tiny_config
-from conftest import ROOT
+from cli_helpers import run_medtext, tiny_config
 
 HEADS = {
     "mlp": ["--model.head=medtext.heads.MLPHead"],
@@ -46,14 +42,11 @@ def test_ddp_trains_every_head_and_a_frozen_first_epoch(tiny_encoder, tmp_path, 
     config = tiny_config(tmp_path / "ddp.yaml", tiny_encoder, {**DATA, "data_dir": str(tmp_path / "data")},
                          "data_modules.SyntheticAbstractsDataModule", max_epochs=2)
     snapshots = tmp_path / "snapshots"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    result = subprocess.run(
-        [sys.executable, "-m", "medtext", "fit", "--config", str(config), *HEADS[head],
-         f"--model.freeze_encoder_epochs={freeze_encoder_epochs}", "--model.encoder_lr=1e-2",
-         "--trainer.accelerator=cpu", "--trainer.strategy=ddp", "--trainer.devices=2",
-         "--trainer.callbacks+=parameter_snapshots.ParameterSnapshots", f"--trainer.callbacks.folder={snapshots}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_medtext(
+        "fit", "--config", str(config), *HEADS[head], f"--model.freeze_encoder_epochs={freeze_encoder_epochs}",
+        "--model.encoder_lr=1e-2", "--trainer.accelerator=cpu", "--trainer.strategy=ddp", "--trainer.devices=2",
+        "--trainer.callbacks+=parameter_snapshots.ParameterSnapshots", f"--trainer.callbacks.folder={snapshots}",
+        cwd=tmp_path)
     assert "MEMBER: 2/2" in result.stdout + result.stderr, "two processes trained"
 
     start, first, second = (load(snapshots, 0, when) for when in ("start", "epoch0", "epoch1"))

@@ -5,20 +5,20 @@ real multi-label HoC rows."""
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cli_helpers import in_folder, tiny_config
-from conftest import ROOT, SHARED_DATA
+import medtext.commands.cli as cli_module
+from cli_helpers import in_folder, run_medtext, tiny_config
+from conftest import SHARED_DATA
 from data_helpers import text_of
 from medtext.commands import main
+from medtext.commands.cli import build_cli
 from medtext.commands.distil import stratified_folds
+from medtext.core.metrics import metric_label
 
 NAMES = ["alpha", "beta", "gamma"]
 
@@ -50,15 +50,23 @@ def read(path: Path) -> list[dict]:
 
 
 def test_distil_merges_out_of_fold_predictions_row_for_row_and_trains_the_student(tiny_encoder, own_csv, tmp_path,
-                                                                                   capsys, caplog):
+                                                                                   capsys, caplog, monkeypatch):
     data = {"train_file": str(own_csv), "text_column": "abstract", "label_column": "diagnosis", "id_column": "pmid"}
-    teacher = tiny_config(tmp_path / "teacher.yaml", tiny_encoder, data)
+    teacher = tiny_config(tmp_path / "teacher.yaml", tiny_encoder, data, precision="bf16-mixed")
     student = tiny_config(tmp_path / "student.yaml", tiny_encoder, data)
     out = tmp_path / "distil"
     argv = ["distil", "--config", str(teacher), "--distil.output_dir", str(out), "--distil.folds", "2",
             "--distil.student_config", str(student)]
+    precisions = []  # each CLI run's trainer precision: the teachers' predicts run at their fits'
+
+    def recording(args, *rest, **options):
+        cli = build_cli(args, *rest, **options)
+        precisions.append((args[0], str(cli.trainer.precision)))
+        return cli
+    monkeypatch.setattr(cli_module, "build_cli", recording)
     with in_folder(tmp_path):
         assert main(argv) == 0
+    assert precisions == [("fit", "bf16-mixed"), ("predict", "bf16-mixed")] * 2 + [("fit", "32-true")]
     printed = capsys.readouterr().out
     rows = read(own_csv)
     soft = read(out / "soft_targets.csv")
@@ -113,15 +121,12 @@ def test_distil_command_on_real_hoc_rows_gives_multi_label_soft_targets_the_stud
         (data / name).write_text("".join(lines[:rows + 1]), encoding="utf-8")
     shutil.copy(SHARED_DATA / "hoc" / "labels.json", data)
     config = tiny_config(tmp_path / "hoc.yaml", tiny_encoder, {"data_dir": str(data)}, "data_modules.HoCDataModule")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    result = subprocess.run([sys.executable, "-m", "medtext", "distil", "--config", str(config), "--distil.folds", "2",
-                             "--distil.output_dir", "distil", "--distil.student_config", str(config),
-                             f"--distil.student_options=--data.data_dir {data}"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_medtext("distil", "--config", str(config), "--distil.folds", "2", "--distil.output_dir", "distil",
+                         "--distil.student_config", str(config), f"--distil.student_options=--data.data_dir {data}",
+                         cwd=tmp_path)
     names = [text.split(":")[0] for text in json.loads((data / "labels.json").read_text()).values()]
     soft = read(tmp_path / "distil" / "soft_targets.csv")
-    columns = [f"prob_{name.replace(' ', '_')}" for name in names]
+    columns = [f"prob_{metric_label(name)}" for name in names]
     assert list(soft[0]) == ["row_id", *columns] and [r["row_id"] for r in soft] == [str(i) for i in range(1, 61)]
     probabilities = np.array([[float(r[c]) for c in columns] for r in soft])
     assert ((probabilities > 0) & (probabilities < 1)).all()

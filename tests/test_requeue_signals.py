@@ -8,8 +8,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ import torch
 
 import callbacks.classification_report as classification_report
 from callbacks import SlurmRequeue
-from cli_helpers import tiny_config
-from conftest import ROOT
+from cli_helpers import child_env, run_medtext, tiny_config
 from medtext.commands import main
 from medtext.core.errors import Requeued
 from slurm_stub import stub_scontrol
@@ -164,9 +161,7 @@ def test_signal_during_the_final_validation_requeues_and_the_requeued_job_only_t
 @pytest.mark.slow
 def test_signal_during_the_test_after_fit_finishes_the_test_without_a_requeue(cluster, tmp_path):
     """A subprocess: on the default action (the handler already put back) SIGUSR1 kills the task."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]), "WANDB_MODE": "offline"}
-    task = subprocess.run([sys.executable, "-m", "medtext", *cluster, *signal_at("test")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    task = run_medtext(*cluster, *signal_at("test"), cwd=tmp_path, check=False, env=child_env(WANDB_MODE="offline"))
     assert task.returncode == 0, f"exit {task.returncode}: {task.stderr[-3000:]}"  # -10: killed by SIGUSR1
     assert "the signal came after training; finished without a requeue" in task.stdout + task.stderr
     assert len(list(Path("runs/tiny/slurm-4242").glob("**/test_metrics.json"))) == 1, "the test finished"

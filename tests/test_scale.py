@@ -2,29 +2,16 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from cli_helpers import tiny_config
-from conftest import ROOT
+from cli_helpers import run_medtext as medtext, tiny_config
 
 SYNTHETIC = {"num_train": 64, "num_val": 20, "num_test": 25}  # an odd test set: DDP ranks get 13 and 12
 DEMO = "data_modules.SyntheticAbstractsDataModule"
-
-
-def medtext(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
-    result = subprocess.run([sys.executable, "-m", "medtext", *args], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"medtext {' '.join(args)} failed:\n{result.stderr[-4000:]}")
-    return result
 
 
 def resumable_config(path: Path, encoder: str) -> Path:

@@ -12,7 +12,6 @@ from typing import Literal, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import CatMetric, MeanMetric
@@ -23,7 +22,8 @@ from medtext.core.divergence import check_checkpoint, check_outputs, check_weigh
 from medtext.core.encoders import cls_states, load_encoder, register_label_descriptions
 from medtext.heads import HeadFactory, MLPHead
 from medtext.core.metrics import log_epoch_results
-from medtext.model.optim import adamw_with_linear_warmup, encoder_groups, parameter_groups, split_attention
+from medtext.model.optim import adamw_for_classifier, encoder_groups
+from medtext.model.saved_weights import averaged_weights_into_weights_only
 from medtext.model.tasks import MultiLabelTask, SingleLabelTask
 from medtext.model.unused_parameters import check_unused_parameter_search, freeze_unused_parameters
 from medtext.model.windows import WindowPooling, check_window_pooling, pool_windows
@@ -240,24 +240,11 @@ class TextClassifier(pl.LightningModule):
                 "predictions": self.task.predictions(decided, self.thresholds)}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Weights-only checkpoints skip callbacks' hooks: a weight-averaging callback (``callbacks.EMAWeights``)
-        still makes its averaged weights their ``state_dict`` (the raw ones stay out)."""
-        weights_only = "optimizer_states" not in checkpoint
-        for callback in self.trainer.callbacks if weights_only else ():
-            if isinstance(callback, WeightAveraging):
-                callback.on_save_checkpoint(self.trainer, self, checkpoint)
-                for key in ("current_model_state", "averaging_state"):  # training state: not weights
-                    checkpoint.pop(key, None)
+        averaged_weights_into_weights_only(self.trainer, self, checkpoint)
         check_checkpoint(self, checkpoint)  # non-finite weights never replace a saved checkpoint
 
     on_validation_start = on_test_start = on_predict_start = check_weights  # diverged weights: refused at once
 
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
-        attention, other = split_attention(self.head)
-        groups = parameter_groups({
-            **encoder_groups(self.encoder, self.hparams.encoder_lr, self.hparams.get("layer_decay")),
-            "head": (other, self.hparams.head_lr),
-            "attention": (attention, self.hparams.attention_lr or self.hparams.head_lr),
-        }, self.hparams.weight_decay)
-        return adamw_with_linear_warmup(groups, self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)
+        return adamw_for_classifier(self.encoder, self.head, self.hparams, self.trainer.estimated_stepping_batches)

@@ -86,3 +86,15 @@ def adamw_with_linear_warmup(groups: list[dict], total_steps: int, warmup_ratio:
     total_steps = max(1, int(total_steps))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def adamw_for_classifier(encoder: nn.Module, head: nn.Module, hparams, total_steps: int) -> dict:
+    """``TextClassifier``'s optimizer: the encoder's groups (layer-wise decay), the head's attention
+    parameters at ``attention_lr`` (default ``head_lr``) and the rest of the head at ``head_lr``."""
+    attention, other = split_attention(head)
+    groups = parameter_groups({
+        **encoder_groups(encoder, hparams.encoder_lr, hparams.get("layer_decay")),
+        "head": (other, hparams.head_lr),
+        "attention": (attention, hparams.attention_lr or hparams.head_lr),
+    }, hparams.weight_decay)
+    return adamw_with_linear_warmup(groups, total_steps, hparams.warmup_ratio)
