@@ -11,6 +11,8 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from medtext.core.errors import MedtextError
+
 SELECTION_MODE = "max"  # selection metrics are scores: higher is better
 
 
@@ -33,6 +35,14 @@ def monitored_metric(callback: Callback, pl_module: pl.LightningModule) -> Optio
     if isinstance(callback, (BestCheckpoint, SelectionEarlyStopping)) and callback.follows_model:
         return selection_metric(pl_module, callback)
     return getattr(callback, "monitor", None)
+
+
+def _missing_metric(callback: Callback, logged: dict) -> MedtextError:
+    """A monitor the run does not log (a typo, another task's metric): one line naming the ones it does,
+    at the first validation, instead of Lightning's traceback."""
+    scalars = sorted(k for k in logged if k.startswith("val/") and "/f1/" not in k) or sorted(logged)
+    return MedtextError(f"{type(callback).__name__} monitors {callback.monitor!r}, which this run does not log; "
+                        f"set its monitor to one it does: {', '.join(scalars)} (or val/f1/<class>)")
 
 
 def _check_mode(monitor: Optional[str], mode: str, name: str) -> None:
@@ -86,6 +96,11 @@ class BestCheckpoint(ModelCheckpoint):
         _resolve(self, trainer, pl_module)
         super().setup(trainer, pl_module, stage)
 
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
+        if self.save_top_k and self.monitor is not None and self.monitor not in monitor_candidates:
+            raise _missing_metric(self, monitor_candidates)
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
 
 class SelectionEarlyStopping(EarlyStopping):
     """``EarlyStopping`` on ``monitor``; ``None`` (default): the model's ``selection_metric``, with
@@ -103,3 +118,8 @@ class SelectionEarlyStopping(EarlyStopping):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         _resolve(self, trainer, pl_module)
         super().setup(trainer, pl_module, stage)
+
+    def _validate_condition_metric(self, logs: dict) -> bool:
+        if self.strict and logs.get(self.monitor) is None:
+            raise _missing_metric(self, logs)
+        return super()._validate_condition_metric(logs)

@@ -101,3 +101,21 @@ def test_defaults_and_misuse():
     clash = ModelCheckpoint(monitor="val/macro_f1", mode="max")
     with pytest.raises(ValueError, match="two callbacks would store their state"):
         best.setup(SimpleNamespace(callbacks=[best, clash]), model, "fit")
+
+
+@pytest.mark.parametrize("callback", [0, 1])
+def test_a_monitor_the_run_does_not_log_is_one_line_naming_the_ones_it_does(tiny_encoder, tmp_path, capsys, callback):
+    """A typo in the monitor fails at the first validation with a one-line error, not a traceback."""
+    from cli_helpers import in_folder
+    from medtext.commands import main
+
+    callbacks = selection_callbacks()
+    callbacks[callback]["init_args"] = {**callbacks[callback]["init_args"], "monitor": "val/macro-f1"}
+    config = tiny_config(tmp_path / "fit.yaml", tiny_encoder, SYNTHETIC, "data_modules.SyntheticAbstractsDataModule",
+                         callbacks=callbacks)
+    with in_folder(tmp_path):
+        assert main(["fit", "--config", str(config), "--test_after_fit=false"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    name = ["BestCheckpoint", "SelectionEarlyStopping"][callback]
+    assert error.startswith(f"medtext: error: {name} monitors 'val/macro-f1', which this run does not log")
+    assert "val/macro_f1" in error and "val/loss" in error and "val/f1/" not in error.split("(or")[0]
