@@ -97,7 +97,10 @@ class BestCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
-        if self.save_top_k and self.monitor is not None and self.monitor not in monitor_candidates:
+        # as Lightning: an error once a validation has run (before that, e.g. a save every N training
+        # steps, it warns and saves nothing)
+        if (self.save_top_k and self.monitor is not None and self.monitor not in monitor_candidates
+                and trainer.fit_loop.epoch_loop.val_loop._has_run):
             raise _missing_metric(self, monitor_candidates)
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 

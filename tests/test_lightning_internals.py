@@ -234,3 +234,16 @@ def test_lightning_cli_builds_its_subcommand_parsers_from_the_instance_subcomman
     assert built == ["predict"], ("medtext/commands/cli.py MedtextCLI.subcommands: Lightning no longer builds its subcommand "
                                   f"parsers from self.subcommands() (it built {built}, not only the one asked for)")
     assert "predictions:" in capsys.readouterr().out
+
+
+def test_missing_monitors_are_checked_in_the_methods_the_selection_callbacks_override():
+    import inspect
+
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    early, best = (inspect.getsource(method) for method in (EarlyStopping._run_early_stopping_check,
+                                                            ModelCheckpoint._save_topk_checkpoint))
+    assert "self._validate_condition_metric(" in early and "val_loop._has_run" in best, (
+        f"Lightning {pl.__version__}: EarlyStopping no longer validates its metric in _validate_condition_metric, "
+        "or ModelCheckpoint's missing-monitor error no longer waits for a validation (val_loop._has_run); "
+        "callbacks/checkpoints.py overrides both to turn a monitor the run does not log into one line")
