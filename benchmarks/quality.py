@@ -14,7 +14,9 @@ The medtext test metrics of each run are checked against this process's own. Als
 the wall-clock minutes of the fit (training, validation and the test after it) and the validation
 scores of the epoch kept as the best checkpoint; and the **ensemble** of the seeds' best
 checkpoints (``medtext test --ensemble``'s averaging: mean probabilities, the first seed's
-thresholds), scored on the same test abstracts. ``--name`` keeps rows of one config apart.
+thresholds), scored on the same test abstracts. ``--name`` keeps rows of one config apart. The
+file keeps each seed's predictions of the test abstracts, so ``benchmarks/quality_merge.py`` can
+join seeds fitted in separate sessions into one row.
 
     python benchmarks/holdout.py ../shared/data/hoc benchmarks/work/hoc_holdout   # test: hoc_val.csv
     python benchmarks/quality.py --config configs/hoc/minilm_label_attention.yaml \\
@@ -24,6 +26,7 @@ thresholds), scored on the same test abstracts. ``--name`` keeps rows of one con
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -189,6 +192,10 @@ def main() -> None:
                            "test_abstracts": len(runs[0][1]), "resamples": args.resamples, "torch": torch.__version__,
                            "cpu_flags": cpu_flags()},
               "checks": checks, **summarise(runs, names, multi_label, args.resamples), "ensemble": ensemble}
+    result["predictions"] = {  # test-file row order; what quality_merge.py joins across sessions
+        "test_sha256": hashlib.sha256(args.test.read_bytes()).hexdigest(), "label_names": names,
+        "multi_label": multi_label, "gold": runs[0][1].tolist(),
+        "per_seed": {str(c["seed"]): pred.tolist() for c, (pred, _) in zip(checks, runs)}}
     out = args.out or ROOT / "benchmarks/results" / f"quality_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".tmp").write_text(json.dumps(result, indent=1) + "\n")

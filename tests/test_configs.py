@@ -34,7 +34,7 @@ for _task in ("medical_abstracts", "hoc"):
     for _recipe in ("mlp", "bilstm_xattn", "label_attention", "best"):
         CPU_RUNS[f"{_task}/minilm_{_recipe}.yaml"] = ["--data.data_dir", str(SHARED_DATA / _task), *SMALL]
 # the offline mpnet (pip install -e ".[mpnet]"): run when its split packages are installed, else skipped
-for _name in ("medical_abstracts/mpnet_mlp.yaml", "hoc/mpnet_label_attention.yaml"):
+for _name in ("medical_abstracts/mpnet_mlp.yaml", "hoc/mpnet_label_attention.yaml", "hoc/mpnet_head_tail.yaml"):
     CPU_RUNS[_name] = ["--data.data_dir", str(SHARED_DATA / _name.split("/")[0]), *SMALL]
 # tests run in a temporary folder: point the config's relative descriptions path at the repository
 CPU_RUNS["medical_abstracts/minilm_label_attention.yaml"] += [
@@ -169,7 +169,7 @@ def test_resolved_trainer_settings(config):
         assert trainer["max_epochs"] == (10 if task == "hoc" else 4) and trainer["log_every_n_steps"] == 50
     elif config.stem.startswith(("minilm", "mpnet")):  # the offline (packaged) encoders, CPU
         assert hardware == ("auto", "32-true", None)
-        assert trainer["max_epochs"] == (4 if config.stem == "minilm_best" else 2) and trainer["log_every_n_steps"] == 20
+        assert trainer["max_epochs"] == (4 if config.stem in ("minilm_best", "mpnet_head_tail") else 2) and trainer["log_every_n_steps"] == 20
     elif config.name == "own_csv.yaml":  # a user's own data, offline MiniLM: nothing downloaded
         assert hardware == ("auto", "32-true", None) and trainer["max_epochs"] == 3
         assert settings["data"]["class_path"] == "data_modules.AbstractsDataModule"
