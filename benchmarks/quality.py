@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from medtext import TextClassifier  # noqa: E402
+from medtext.core.atomic_files import atomic_write_text  # noqa: E402
 from medtext.runtime.checkpoint import import_class, read_checkpoint  # noqa: E402
 from medtext.runtime.ensemble import attach_ensemble, check_members  # noqa: E402
 
@@ -197,9 +197,7 @@ def main() -> None:
         "multi_label": multi_label, "gold": runs[0][1].tolist(),
         "per_seed": {str(c["seed"]): pred.tolist() for c, (pred, _) in zip(checks, runs)}}
     out = args.out or ROOT / "benchmarks/results" / f"quality_{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".tmp").write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(out.with_suffix(".tmp"), out)
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")  # a unique temporary name: two runs at once are safe
     print(f"\n{result['settings']['config']}: {len(runs)} seeds, {len(runs[0][1])} test abstracts -> {out}")
     print("| metric | mean | std | bootstrap 95% CI |\n| --- | --- | --- | --- |")
     rows = [(k, result[k]) for k in ("macro_f1", "micro_f1", "accuracy")]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import summarise  # noqa: E402
+
+from medtext.core.atomic_files import atomic_write_text  # noqa: E402
 
 SAME_SETTINGS = ("config", "extra", "test_abstracts", "resamples")  # what makes the files one row
 SAME_PREDICTIONS = ("test_sha256", "label_names", "multi_label", "gold")
@@ -70,10 +71,7 @@ def main() -> None:
         except (OSError, ValueError) as error:
             raise SystemExit(f"{path}: not a readable quality.py result ({error})")
     result = merge(named)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_name(args.out.name + ".tmp")
-    temporary.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(temporary, args.out)
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     score = "micro_f1" if result["predictions"]["multi_label"] else "macro_f1"
     low, high = result[score]["ci95"]
     print(f"{len(result['checks'])} seeds {result['settings']['seeds']} -> {args.out}: {score} "
