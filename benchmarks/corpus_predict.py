@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+from medtext.core.atomic_files import atomic_open  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data" / "medical_abstracts" / "medical_tc_train_partial.csv"
 MAX_LENGTH = 64  # as the tests' tiny checkpoints: the pipeline around the model, not the model, is measured
 
@@ -72,11 +73,10 @@ def corpus(work: Path, rows: int) -> Path:
         return path
     with open(SHARED, newline="") as handle:
         texts = [row["medical_abstract"] for row in csv.DictReader(handle)]
-    with open(path.with_suffix(".tmp"), "w", newline="") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["pmid", "text"])
         writer.writerows((f"P{i}", texts[i % len(texts)]) for i in range(rows))
-    os.replace(path.with_suffix(".tmp"), path)
     return path
 
 

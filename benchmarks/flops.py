@@ -56,6 +56,11 @@ def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) -> f
     return best
 
 
+def matmul_peaks() -> dict[str, float]:
+    """This CPU's best matmul FLOP/s in fp32, and in bf16 where the CPU has native bf16 matmuls."""
+    return {"fp32": matmul_peak(torch.float32), **({"bf16": matmul_peak(torch.bfloat16)} if bf16_matmul_is_native() else {})}
+
+
 def bf16_matmul_is_native() -> bool:
     return bool(getattr(torch.backends.mkldnn, "is_available", lambda: False)()) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -65,6 +64,7 @@ def main() -> None:
     parser.add_argument("predict_args", nargs=argparse.REMAINDER, help="after --: medtext predict --model_dir arguments")
     args = parser.parse_args()
     predict_args = args.predict_args[1:] if args.predict_args[:1] == ["--"] else args.predict_args
+    from medtext.core.atomic_files import atomic_write_text
     from medtext.deploy.onnx_corpus import main as onnx_predict
 
     log = StepLog(0)
@@ -72,9 +72,7 @@ def main() -> None:
     onnx_predict(predict_args)
     log.extra.update(predict_abstracts=sum(s[0] for s in log.shapes), predict_shapes=list(log.shapes),
                      peak_rss_mib=peak_rss_mib())
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**log.summary(), **log.extra}) + "\n")
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps({**log.summary(), **log.extra}) + "\n")
 
 
 if __name__ == "__main__":

@@ -49,10 +49,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from flops import bf16_matmul_is_native, matmul_peak, training_flops_per_abstract  # noqa: E402
+from flops import bf16_matmul_is_native, matmul_peaks, training_flops_per_abstract  # noqa: E402
 from speed_onnx import ONNX_PATHS, export_onnx, holdout_check, limited_copy, onnx_predict_command  # noqa: E402
 from speed_report import ABLATION, print_tables, summarise  # noqa: E402
 from data_modules.sampling import stratified_split  # noqa: E402
+from medtext.core.atomic_files import atomic_write_text  # noqa: E402
 from medtext.core.encoders import resolve_encoder_path  # noqa: E402
 from medtext.deploy.hf_export import export_checkpoint  # noqa: E402
 
@@ -178,11 +179,6 @@ def predict_runs(args, files, work, env, checkpoint: str, exported: Path, onnx_d
     return results
 
 
-def matmul_peaks() -> dict[str, float]:
-    """This CPU's best matmul FLOP/s in fp32, and in bf16 where the CPU has native bf16 matmuls."""
-    return {"fp32": matmul_peak(torch.float32), **({"bf16": matmul_peak(torch.bfloat16)} if bf16_matmul_is_native() else {})}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/data/medical_abstracts")
@@ -246,11 +242,8 @@ def main() -> None:
         "torch": torch.__version__, "flops_a": a, "flops_b": b, "forward_flops_a_b": forward, "cpu_flags": cpu_flags(),
         "checkpoint": checkpoint, "train_abstracts_used": 0 if args.skip_train else len(pd.read_csv(files["train"])),
         "predict_abstracts_used": len(pd.read_csv(files["predict"]))}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"settings": settings, "matmul_peak": peaks, "summary": summary,
-                               "runs": {"train": train, "predict": predict}}, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps({"settings": settings, "matmul_peak": peaks, "summary": summary,
+                                            "runs": {"train": train, "predict": predict}}, indent=1) + "\n")
     print_tables(summary, peaks, settings["cpu_flags"])
 
 

@@ -9,10 +9,8 @@ after ``warmup_steps``. Peak RSS is the process's ``VmHWM``. Results go to a JSO
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
-from pathlib import Path
 
 
 def peak_rss_mib() -> float:
@@ -47,10 +45,9 @@ class StepLog:
                 "seconds_since_start": time.perf_counter() - self.started, **self.extra}
 
     def write(self, path: str) -> None:
-        target = Path(path)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.summary()) + "\n")
-        os.replace(tmp, target)
+        from medtext.core.atomic_files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.summary()) + "\n")
 
 
 try:  # the medtext side
