@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -147,6 +148,16 @@ def cpu_flags() -> str:
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags) or "none"
 
 
+NUMBER_LIST = re.compile(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]")
+
+
+def result_json(result: dict) -> str:
+    """``result`` as indented JSON with each list of numbers on one line: a seed's predictions take a
+    line per abstract, not one per number."""
+    text = json.dumps(result, indent=1)
+    return NUMBER_LIST.sub(lambda m: "[" + ", ".join(n.strip() for n in m.group(1).split(",")) + "]", text) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, required=True)
@@ -197,7 +208,7 @@ def main() -> None:
         "multi_label": multi_label, "gold": runs[0][1].tolist(),
         "per_seed": {str(c["seed"]): pred.tolist() for c, (pred, _) in zip(checks, runs)}}
     out = args.out or ROOT / "benchmarks/results" / f"quality_{name}.json"
-    atomic_write_text(out, json.dumps(result, indent=1) + "\n")  # a unique temporary name: two runs at once are safe
+    atomic_write_text(out, result_json(result))  # a unique temporary name: two runs at once are safe
     print(f"\n{result['settings']['config']}: {len(runs)} seeds, {len(runs[0][1])} test abstracts -> {out}")
     print("| metric | mean | std | bootstrap 95% CI |\n| --- | --- | --- | --- |")
     rows = [(k, result[k]) for k in ("macro_f1", "micro_f1", "accuracy")]

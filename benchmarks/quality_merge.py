@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import summarise  # noqa: E402
+from quality import result_json, summarise  # noqa: E402
 
 from medtext.core.atomic_files import atomic_write_text  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
         except (OSError, ValueError) as error:
             raise SystemExit(f"{path}: not a readable quality.py result ({error})")
     result = merge(named)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.out, result_json(result))
     score = "micro_f1" if result["predictions"]["multi_label"] else "macro_f1"
     low, high = result[score]["ci95"]
     print(f"{len(result['checks'])} seeds {result['settings']['seeds']} -> {args.out}: {score} "

@@ -85,6 +85,17 @@ def test_the_command_writes_the_merged_file(gold, tmp_path, monkeypatch, capsys)
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_result_files_keep_a_line_per_abstract_and_read_back_unchanged(gold):
+    result = result_file([42, 43], gold)
+    result["predictions"]["per_seed"]["44"] = [[0, 1, 1], [1, 0, 0]]  # a multi-label seed: a line per abstract
+    result["settings"]["extra"] = ["--x", "[1, 2]"]  # a list of strings stays as it was
+    text = quality.result_json(result)
+    assert json.loads(text) == result
+    assert f'"gold": {json.dumps(gold.tolist())}' in text
+    assert "\n    [0, 1, 1],\n    [1, 0, 0]\n" in text and '"[1, 2]"' in text
+    assert len(text.splitlines()) < 150  # not a line per number (three of them per abstract and seed)
+
+
 def test_an_unreadable_file_is_one_line_naming_it(tmp_path, monkeypatch):
     (tmp_path / "cut.json").write_text('{"settings": ')
     monkeypatch.setattr(sys, "argv", ["quality_merge.py", str(tmp_path / "cut.json"), "--out", str(tmp_path / "m.json")])
