@@ -16,7 +16,8 @@ scores of the epoch kept as the best checkpoint; and the **ensemble** of the see
 checkpoints (``medtext test --ensemble``'s averaging: mean probabilities, the first seed's
 thresholds), scored on the same test abstracts. ``--name`` keeps rows of one config apart. The
 file keeps each seed's predictions of the test abstracts, so ``benchmarks/quality_merge.py`` can
-join seeds fitted in separate sessions into one row.
+join seeds fitted in separate sessions into one row. A fit cut off mid-way (a session's end) goes on
+from its run's last.ckpt with the same command plus ``--resume``; its minutes include the cut-off process's.
 
     python benchmarks/holdout.py ../shared/data/hoc benchmarks/work/hoc_holdout   # test: hoc_val.csv
     python benchmarks/quality.py --config configs/hoc/minilm_label_attention.yaml \\
@@ -47,41 +48,21 @@ from medtext import TextClassifier  # noqa: E402
 from medtext.core.atomic_files import atomic_write_text  # noqa: E402
 from medtext.runtime.checkpoint import import_class, read_checkpoint  # noqa: E402
 from medtext.runtime.ensemble import attach_ensemble, check_members  # noqa: E402
+from quality_run_folder import (best_checkpoint, fit_minutes, forget_interrupted, interrupted_minutes,  # noqa: E402
+                                record_interrupted, validation_at_best)
 
 
-def fit(args, seed: int, name: str) -> Path:
+def fit(args, seed: int, name: str, resume: bool = False) -> Path:
     command = [sys.executable, "-m", "medtext", "fit", "--config", str(args.config), "--seed_everything", str(seed),
                "--data.init_args.test_file", str(args.test), "--test_after_fit", "true",
                "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(args.runs),
                "--trainer.logger.init_args.name", name, "--trainer.logger.init_args.version", f"seed{seed}"]
     if args.data_dir:
         command += ["--data.init_args.data_dir", str(args.data_dir)]
-    command += args.extra
+    command += args.extra + (["--ckpt_path", "auto"] if resume else [])  # medtext resumes this run's last.ckpt
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
     return args.runs / name / f"seed{seed}"
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    return next((run_dir / "checkpoints").glob("best*.ckpt"))
-
-
-def fit_minutes(run_dir: Path) -> float:
-    """A reused run's minutes: from its config (written at the start) to its test report (the end)."""
-    return round(((run_dir / "test_metrics.json").stat().st_mtime - (run_dir / "config.yaml").stat().st_mtime) / 60, 2)
-
-
-def validation_at_best(run_dir: Path) -> dict[str, float]:
-    """The run's validation scores (metrics.csv) of the epoch whose checkpoint was kept as the best."""
-    import re
-
-    import pandas as pd
-
-    epoch = int(re.search(r"epoch=(\d+)", best_checkpoint(run_dir).name).group(1))
-    frame = pd.read_csv(run_dir / "metrics.csv")
-    columns = [c for c in frame if c.startswith("val/") and c.count("/") == 1]
-    rows = frame[(frame["epoch"] == epoch) & frame[columns].notna().any(axis=1)]
-    return {c: round(float(rows[c].dropna().iloc[-1]), 4) for c in columns if rows[c].notna().any()}
 
 
 def predict_test(run_dir: Path, test_file: Path, precision: str, members: tuple[Path, ...] = ()):
@@ -171,6 +152,8 @@ def main() -> None:
     parser.add_argument("--name", help="row name (run folders, results file); default: config stem + folder")
     parser.add_argument("--reuse", action="store_true",
                         help="score a seed's finished run (best checkpoint and test_metrics.json there) without refitting")
+    parser.add_argument("--resume", action="store_true",
+                        help="a seed whose fit was interrupted (a last.ckpt, no test report) goes on from its last.ckpt")
     parser.add_argument("extra", nargs="*", help="more medtext fit arguments, after --")
     args = parser.parse_args()
     args.config, args.test = args.config.resolve(), args.test.resolve()
@@ -180,9 +163,14 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         start, run_dir = time.monotonic(), args.runs / name / f"seed{seed}"
         finished = run_dir.is_dir() and (run_dir / "test_metrics.json").is_file() and any(run_dir.glob("checkpoints/best*.ckpt"))
+        interrupted = not finished and any(run_dir.glob("checkpoints/last*.ckpt")) and (run_dir / "config.yaml").is_file()
+        if args.resume and interrupted:
+            print(f"seed {seed}: going on from {run_dir}'s last.ckpt after {record_interrupted(run_dir)} minutes", flush=True)
+        elif not (args.reuse and finished):
+            forget_interrupted(run_dir)  # a fresh fit: earlier processes' minutes are not its own
         if not (args.reuse and finished):
-            run_dir = fit(args, seed, name)
-        minutes = (time.monotonic() - start) / 60 if not (args.reuse and finished) else None
+            run_dir = fit(args, seed, name, resume=args.resume and interrupted)
+        minutes = None if args.reuse and finished else sum(interrupted_minutes(run_dir)) + (time.monotonic() - start) / 60
         run_dirs.append(run_dir)
         precision = yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["precision"]  # as the fit ran
         pred, gold, names, multi_label = predict_test(run_dir, args.test, str(precision))
@@ -191,7 +179,8 @@ def main() -> None:
         mine = scores(pred, gold, len(names), multi_label)
         checks.append({"seed": seed, "medtext_test_macro_f1": logged.get("test/macro_f1"),
                        "recomputed_macro_f1": float(mine["macro_f1"]), "fit_minutes": round(minutes, 2) if minutes is not None else fit_minutes(run_dir),
-                       "validation_at_best": validation_at_best(run_dir)})
+                       "validation_at_best": validation_at_best(run_dir),
+                       **({"interrupted_fits_minutes": interrupted_minutes(run_dir)} if interrupted_minutes(run_dir) else {})})
     ensemble = None
     if len(run_dirs) > 1:
         members = tuple(best_checkpoint(d) for d in run_dirs[1:])

@@ -104,23 +104,28 @@ def test_an_unreadable_file_is_one_line_naming_it(tmp_path, monkeypatch):
     assert not (tmp_path / "m.json").exists()
 
 
-@pytest.mark.slow
-def test_seeds_scored_in_separate_runs_merge_into_the_row_of_one_run(tiny_encoder, vocabulary, tmp_path, monkeypatch):
-    """The whole path on the tiny encoder: quality.py fits and scores seed 7, then seed 8, each into its
-    own file; their merge equals the scores of one quality.py run over both seeds."""
+def tiny_quality_setup(folder: Path, encoder: str, vocabulary: list[str], **trainer) -> tuple[Path, Path]:
+    """A tiny-encoder fit config (30 training abstracts, 3 classes; ``trainer`` settings) and a 12-abstract test file."""
     def abstracts(path: Path, rows: int, offset: int) -> Path:
         with open(path, "w", newline="") as handle:
             csv.writer(handle).writerows([("abstract", "diagnosis"), *(
                 (text_of(vocabulary, 6 + i % 5, shift=3 * (i % 3)), NAMES[i % 3]) for i in range(offset, offset + rows))])
         return path
 
-    data = {"train_file": str(abstracts(tmp_path / "train.csv", 30, 0)), "text_column": "abstract",
+    data = {"train_file": str(abstracts(folder / "train.csv", 30, 0)), "text_column": "abstract",
             "label_column": "diagnosis"}
-    config = tiny_config(tmp_path / "tiny.yaml", tiny_encoder, data, precision="32-true")
+    config = tiny_config(folder / "tiny.yaml", encoder, data, **{"precision": "32-true", **trainer})
     settings = yaml.safe_load(config.read_text())  # quality.py reads the kept epoch from the checkpoint's name
     settings["trainer"]["callbacks"][0]["init_args"]["filename"] = "best-{epoch}"
     config.write_text(yaml.safe_dump(settings))
-    test = abstracts(tmp_path / "test.csv", 12, 100)
+    return config, abstracts(folder / "test.csv", 12, 100)
+
+
+@pytest.mark.slow
+def test_seeds_scored_in_separate_runs_merge_into_the_row_of_one_run(tiny_encoder, vocabulary, tmp_path, monkeypatch):
+    """The whole path on the tiny encoder: quality.py fits and scores seed 7, then seed 8, each into its
+    own file; their merge equals the scores of one quality.py run over both seeds."""
+    config, test = tiny_quality_setup(tmp_path, tiny_encoder, vocabulary)
 
     def quality_run(out: str, *seeds: str) -> dict:
         monkeypatch.setattr(sys, "argv", ["quality.py", "--config", str(config), "--test", str(test), "--runs",
