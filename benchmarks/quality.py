@@ -164,13 +164,15 @@ def main() -> None:
         start, run_dir = time.monotonic(), args.runs / name / f"seed{seed}"
         finished = run_dir.is_dir() and (run_dir / "test_metrics.json").is_file() and any(run_dir.glob("checkpoints/best*.ckpt"))
         interrupted = not finished and any(run_dir.glob("checkpoints/last*.ckpt")) and (run_dir / "config.yaml").is_file()
+        refit = not (args.reuse and finished)
         if args.resume and interrupted:
             print(f"seed {seed}: going on from {run_dir}'s last.ckpt after {record_interrupted(run_dir)} minutes", flush=True)
-        elif not (args.reuse and finished):
+        elif refit:
             forget_interrupted(run_dir)  # a fresh fit: earlier processes' minutes are not its own
-        if not (args.reuse and finished):
+        if refit:
             run_dir = fit(args, seed, name, resume=args.resume and interrupted)
-        minutes = None if args.reuse and finished else sum(interrupted_minutes(run_dir)) + (time.monotonic() - start) / 60
+        earlier = interrupted_minutes(run_dir)
+        minutes = round(sum(earlier) + (time.monotonic() - start) / 60, 2) if refit else fit_minutes(run_dir)
         run_dirs.append(run_dir)
         precision = yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["precision"]  # as the fit ran
         pred, gold, names, multi_label = predict_test(run_dir, args.test, str(precision))
@@ -178,9 +180,9 @@ def main() -> None:
         logged = json.loads((run_dir / "test_metrics.json").read_text())
         mine = scores(pred, gold, len(names), multi_label)
         checks.append({"seed": seed, "medtext_test_macro_f1": logged.get("test/macro_f1"),
-                       "recomputed_macro_f1": float(mine["macro_f1"]), "fit_minutes": round(minutes, 2) if minutes is not None else fit_minutes(run_dir),
+                       "recomputed_macro_f1": float(mine["macro_f1"]), "fit_minutes": minutes,
                        "validation_at_best": validation_at_best(run_dir),
-                       **({"interrupted_fits_minutes": interrupted_minutes(run_dir)} if interrupted_minutes(run_dir) else {})})
+                       **({"interrupted_fits_minutes": earlier} if earlier else {})})
     ensemble = None
     if len(run_dirs) > 1:
         members = tuple(best_checkpoint(d) for d in run_dirs[1:])
