@@ -49,7 +49,7 @@ from medtext.core.atomic_files import atomic_write_text  # noqa: E402
 from medtext.runtime.checkpoint import import_class, read_checkpoint  # noqa: E402
 from medtext.runtime.ensemble import attach_ensemble, check_members  # noqa: E402
 from quality_run_folder import (best_checkpoint, fit_minutes, forget_interrupted, interrupted_minutes,  # noqa: E402
-                                record_interrupted, validation_at_best)
+                                is_finished, is_interrupted, record_interrupted, validation_at_best)
 
 
 def fit(args, seed: int, name: str, resume: bool = False) -> Path:
@@ -162,8 +162,8 @@ def main() -> None:
     runs, checks, run_dirs = [], [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         start, run_dir = time.monotonic(), args.runs / name / f"seed{seed}"
-        finished = run_dir.is_dir() and (run_dir / "test_metrics.json").is_file() and any(run_dir.glob("checkpoints/best*.ckpt"))
-        interrupted = not finished and any(run_dir.glob("checkpoints/last*.ckpt")) and (run_dir / "config.yaml").is_file()
+        finished = is_finished(run_dir)
+        interrupted = is_interrupted(run_dir)
         refit = not (args.reuse and finished)
         if args.resume and interrupted:
             print(f"seed {seed}: going on from {run_dir}'s last.ckpt after {record_interrupted(run_dir)} minutes", flush=True)

@@ -20,6 +20,18 @@ def best_checkpoint(run_dir: Path) -> Path:
     return next((run_dir / "checkpoints").glob("best*.ckpt"))
 
 
+def is_finished(run_dir: Path) -> bool:
+    """A fit that ran to its end: a best checkpoint and a test report."""
+    return (run_dir / "test_metrics.json").is_file() and any(run_dir.glob("checkpoints/best*.ckpt"))
+
+
+def is_interrupted(run_dir: Path) -> bool:
+    """A fit process that started (config.yaml) and saved a last.ckpt but did not finish: what ``--resume``
+    goes on from."""
+    started = (run_dir / "config.yaml").is_file() and any(run_dir.glob("checkpoints/last*.ckpt"))
+    return started and not is_finished(run_dir)
+
+
 def interrupted_minutes(run_dir: Path) -> list[float]:
     """The minutes of the run's interrupted fit processes that ``--resume`` went on from (recorded here)."""
     path = run_dir / INTERRUPTED_MINUTES
